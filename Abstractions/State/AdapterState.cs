@@ -1,0 +1,29 @@
+using System.Text.Json.Nodes;
+using static TorchSharp.torch;
+
+namespace PeftHost.Abstractions.State;
+
+/// <summary>
+/// One adapter as plain data: what a tuner exports and imports, so that it survives a save, a
+/// hotswap and a plugin reload alike. No plugin type appears here, so the state outlives the
+/// plugin that made it.
+/// </summary>
+/// <param name="Name">The adapter's name (e.g. "default").</param>
+/// <param name="Config">The adapter's <c>adapter_config.json</c> object.</param>
+/// <param name="Tensors">
+/// The adapter's tensors by PEFT's key names relative to the model, with the adapter name removed
+/// (e.g. <c>layers.0.self_attn.q_proj.lora_A.weight</c>). Owned by the state: CPU copies detached
+/// from the tuner's modules.
+/// </param>
+/// <param name="PluginState">Tuner-specific state that is not a tensor, as MessagePack bytes, or null.</param>
+public sealed record AdapterState(string Name, JsonObject Config, IReadOnlyDictionary<string, Tensor> Tensors, byte[]? PluginState = null) : IDisposable
+{
+    /// <summary>The adapter's <c>peft_type</c>, read from its config.</summary>
+    public string PeftType => Config["peft_type"]?.GetValue<string>() ?? throw new InvalidOperationException($"Adapter '{Name}' has no peft_type in its config.");
+
+    /// <summary>Disposes the tensors.</summary>
+    public void Dispose()
+    {
+        foreach (Tensor t in Tensors.Values) t.Dispose();
+    }
+}

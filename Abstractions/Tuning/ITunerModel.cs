@@ -1,0 +1,40 @@
+using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.State;
+
+namespace PeftHost.Abstractions.Tuning;
+
+/// <summary>
+/// A tuner applied to one model (PEFT's <c>LoraModel</c>, <c>IA3Model</c>, ...): it owns the
+/// layers it injected and the adapters in them, keyed by adapter name. The base model's own
+/// parameters are never changed except by an explicit merge.
+/// </summary>
+public interface ITunerModel : IDisposable
+{
+    /// <summary>The adapters held, in the order they were added.</summary>
+    IReadOnlyList<string> Adapters { get; }
+
+    /// <summary>The adapters used by the forward pass.</summary>
+    IReadOnlyList<string> ActiveAdapters { get; }
+
+    /// <summary>When false, the forward pass is exactly the base model's.</summary>
+    bool Enabled { get; set; }
+
+    /// <summary>Adds a new adapter with freshly initialised weights: selects the targets, injects or extends layers.</summary>
+    /// <exception cref="TunerConfigException">The config does not fit this tuner or model (e.g. no module matches target_modules); nothing is changed.</exception>
+    void AddAdapter(string name, TunerConfig config);
+
+    /// <summary>Adds an adapter from exported state (a load, a hotswap or a plugin reload); nothing is changed on error.</summary>
+    void ImportAdapter(AdapterState state);
+
+    /// <summary>Exports an adapter as plain data (config, tensors by PEFT key names, plugin bytes).</summary>
+    AdapterState ExportAdapter(string name);
+
+    /// <summary>Removes an adapter and the layers only it used.</summary>
+    void DeleteAdapter(string name);
+
+    /// <summary>Chooses the adapters the forward pass uses.</summary>
+    void SetActiveAdapters(IReadOnlyList<string> names);
+
+    /// <summary>Restores every module it replaced, exactly as it was, and frees what it created.</summary>
+    void Detach();
+}

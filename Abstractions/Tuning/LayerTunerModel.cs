@@ -1,0 +1,244 @@
+using System.Text.Json.Nodes;
+using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.Layers;
+using PeftHost.Abstractions.State;
+using PeftHost.Abstractions.Surgery;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Abstractions.Tuning;
+
+/// <summary>
+/// The common body of tuners that inject wrapper layers into target modules (PEFT's
+/// <c>BaseTuner</c>): target selection, injection through <see cref="ModelSurgeon"/>, adapters
+/// keyed by name, export/import by PEFT key names, and exact detach. A tuner supplies how to
+/// parse its config, which modules it supports, and how to build and extend its layer.
+/// </summary>
+/// <typeparam name="TConfig">The tuner's config.</typeparam>
+/// <typeparam name="TLayer">The tuner's layer.</typeparam>
+public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
+    where TConfig : TargetedTunerConfig
+    where TLayer : TunerLayer
+{
+    private readonly List<string> _adapterOrder = [];
+    private readonly Dictionary<string, TConfig> _configs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TLayer> _layers = new(StringComparer.Ordinal);
+    private IReadOnlyList<string> _active = [];
+    private bool _enabled = true;
+
+    /// <summary>Attaches to a model.</summary>
+    protected LayerTunerModel(ModelSurgeon model, TunerContext context)
+    {
+        Model = model;
+        Context = context;
+    }
+
+    /// <summary>The model being tuned.</summary>
+    protected ModelSurgeon Model { get; }
+
+    /// <summary>The host's context (logger).</summary>
+    protected TunerContext Context { get; }
+
+    /// <summary>The injected layers by module path.</summary>
+    protected IReadOnlyDictionary<string, TLayer> Layers => _layers;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Adapters => _adapterOrder;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> ActiveAdapters => _active;
+
+    /// <summary>The config of an adapter.</summary>
+    public TConfig GetConfig(string adapter) =>
+        _configs.TryGetValue(adapter, out TConfig? c) ? c : throw new KeyNotFoundException($"No adapter named '{adapter}'.");
+
+    /// <inheritdoc />
+    public bool Enabled
+    {
+        get => _enabled;
+        set
+        {
+            _enabled = value;
+            foreach (TLayer layer in _layers.Values) layer.Disabled = !value;
+        }
+    }
+
+    /// <summary>Parses a config of this tuner from JSON.</summary>
+    protected abstract TConfig ParseConfig(JsonObject json);
+
+    /// <summary>Whether this tuner can adapt the module (e.g. a Linear for LoRA).</summary>
+    protected abstract bool Supports(nn.Module module);
+
+    /// <summary>Whether the module is a linear layer, for <c>all-linear</c>.</summary>
+    protected virtual bool IsLinear(nn.Module module) => module is TorchSharp.Modules.Linear;
+
+    /// <summary>Creates the layer that wraps <paramref name="baseModule"/> at <paramref name="path"/> (with no adapter yet).</summary>
+    protected abstract TLayer CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, TConfig config);
+
+    /// <summary>Adds an adapter's parameters to a layer, initialised as the config says.</summary>
+    protected abstract void AddAdapterToLayer(TLayer layer, string path, string adapter, TConfig config);
+
+    /// <summary>Tuner-specific non-tensor state of an adapter, as MessagePack bytes (default: none).</summary>
+    protected virtual byte[]? ExportPluginState(string adapter) => null;
+
+    /// <summary>Restores what <see cref="ExportPluginState"/> produced.</summary>
+    protected virtual void ImportPluginState(string adapter, byte[]? state) { }
+
+    /// <inheritdoc />
+    public void AddAdapter(string name, TunerConfig config)
+    {
+        if (config is not TConfig typed)
+            throw new TunerConfigException($"Adapter '{name}': a {config.PeftType} config was given to a tuner that takes {typeof(TConfig).Name}.");
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('.'))
+            throw new ArgumentException($"Adapter name '{name}' is invalid: it must be non-empty and contain no '.'.", nameof(name));
+        if (_configs.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
+
+        var candidates = Model.NamedModules().Where(m => m.Module is not TunerLayer && !IsInsideTunerLayer(m.Path))
+            .Select(m => (m.Path, Supports(m.Module) && (typed.TargetModules?.IsAllLinear != true || IsLinear(m.Module))))
+            .ToList();
+        IReadOnlyList<string> targets = TargetSelection.Select(typed, candidates, OutputHeadPath());
+
+        var created = new List<string>();
+        var extended = new List<TLayer>();
+        try
+        {
+            foreach (string path in targets)
+            {
+                if (!_layers.TryGetValue(path, out TLayer? layer))
+                {
+                    var baseModule = Model.Get(path) as nn.Module<Tensor, Tensor>
+                        ?? throw new TunerConfigException($"target module '{path}' is not a Module<Tensor, Tensor>.");
+                    layer = CreateLayer(path, baseModule, typed);
+                    layer.Disabled = !_enabled;
+                    Model.Replace(path, layer);
+                    _layers[path] = layer;
+                    created.Add(path);
+                }
+                AddAdapterToLayer(layer, path, name, typed);
+                extended.Add(layer);
+                layer.ActiveAdapters = _active;
+            }
+        }
+        catch
+        {
+            // Nothing half-applied: take the adapter out of every layer it reached, unwrap new layers.
+            foreach (TLayer layer in extended) if (layer.Adapters.Contains(name)) layer.DeleteAdapter(name);
+            foreach (string path in created) RemoveLayer(path);
+            throw;
+        }
+        _configs[name] = typed;
+        _adapterOrder.Add(name);
+        if (_active.Count == 0) SetActiveAdapters([name]);
+    }
+
+    /// <inheritdoc />
+    public void ImportAdapter(AdapterState state)
+    {
+        TConfig config = ParseConfig(state.Config);
+        AddAdapter(state.Name, config);
+        try
+        {
+            var expected = ExpectedTensors(state.Name);
+            var missing = expected.Keys.Where(k => !state.Tensors.ContainsKey(k)).ToList();
+            var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k)).ToList();
+            if (missing.Count > 0 || unexpected.Count > 0)
+                throw new InvalidDataException($"Adapter '{state.Name}': tensors do not match the model. " +
+                    (missing.Count > 0 ? $"Missing: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? $" (+{missing.Count - 8} more)" : "")}. " : "") +
+                    (unexpected.Count > 0 ? $"Unexpected: {string.Join(", ", unexpected.Take(8))}{(unexpected.Count > 8 ? $" (+{unexpected.Count - 8} more)" : "")}." : ""));
+            using (no_grad())
+            {
+                foreach ((string key, Tensor target) in expected)
+                {
+                    Tensor source = state.Tensors[key];
+                    if (!source.shape.SequenceEqual(target.shape))
+                        throw new InvalidDataException($"Adapter '{state.Name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
+                    target.copy_(source);
+                }
+            }
+            ImportPluginState(state.Name, state.PluginState);
+        }
+        catch
+        {
+            DeleteAdapter(state.Name);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public AdapterState ExportAdapter(string name)
+    {
+        TConfig config = GetConfig(name);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using (no_grad())
+        {
+            foreach ((string key, Tensor value) in ExpectedTensors(name))
+                tensors[key] = value.detach().to(CPU).clone();
+        }
+        return new AdapterState(name, config.ToJson(), tensors, ExportPluginState(name));
+    }
+
+    /// <inheritdoc />
+    public void DeleteAdapter(string name)
+    {
+        if (!_configs.Remove(name)) throw new KeyNotFoundException($"No adapter named '{name}'.");
+        _adapterOrder.Remove(name);
+        foreach ((string path, TLayer layer) in _layers.ToList())
+        {
+            if (layer.Adapters.Contains(name)) layer.DeleteAdapter(name);
+            if (layer.Adapters.Count == 0) RemoveLayer(path);
+        }
+        if (_active.Contains(name)) SetActiveAdapters(_active.Where(a => a != name).ToList());
+    }
+
+    /// <inheritdoc />
+    public void SetActiveAdapters(IReadOnlyList<string> names)
+    {
+        foreach (string n in names)
+            if (!_configs.ContainsKey(n)) throw new KeyNotFoundException($"No adapter named '{n}' (adapters: {string.Join(", ", _adapterOrder)}).");
+        _active = [.. names];
+        foreach (TLayer layer in _layers.Values) layer.ActiveAdapters = _active;
+    }
+
+    /// <inheritdoc />
+    public void Detach()
+    {
+        foreach (string path in _layers.Keys.ToList()) RemoveLayer(path);
+        _configs.Clear();
+        _adapterOrder.Clear();
+        _active = [];
+    }
+
+    /// <summary>Detaches (restoring the base model) and frees the tuner's own modules.</summary>
+    public void Dispose()
+    {
+        Detach();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The output head's path, left out by <c>all-linear</c> (default: "lm_head" when present).</summary>
+    protected virtual string? OutputHeadPath() => Model.Contains("lm_head") ? "lm_head" : null;
+
+    /// <summary>The adapter's tensors in the model by PEFT key (module path + layer key), live, not copies.</summary>
+    protected Dictionary<string, Tensor> ExpectedTensors(string adapter)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string path, TLayer layer) in _layers)
+            foreach ((string key, Tensor value) in layer.AdapterTensors(adapter))
+                result[path + "." + key] = value;
+        return result;
+    }
+
+    private bool IsInsideTunerLayer(string path)
+    {
+        foreach (string layerPath in _layers.Keys)
+            if (path.StartsWith(layerPath + ".", StringComparison.Ordinal)) return true;
+        return false;
+    }
+
+    private void RemoveLayer(string path)
+    {
+        if (!_layers.Remove(path, out TLayer? layer)) return;
+        Model.Restore(path);
+        layer.Dispose();
+    }
+}
