@@ -34,8 +34,7 @@ public sealed class ConfigFields
     {
         JsonNode? node = Take(name);
         if (node is null) return fallback;
-        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out int i)) return i;
-        if (node is JsonValue d && d.TryGetValue(out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue) return (int)x;
+        if (TryNumber(node, out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue) return (int)x;
         throw Invalid(name, "an integer", node);
     }
 
@@ -44,7 +43,7 @@ public sealed class ConfigFields
     {
         JsonNode? node = Take(name);
         if (node is null) return fallback;
-        return node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) ? d : throw Invalid(name, "a number", node);
+        return TryNumber(node, out double d) ? d : throw Invalid(name, "a number", node);
     }
 
     /// <summary>Reads a boolean field, or <paramref name="fallback"/> when absent or null.</summary>
@@ -72,11 +71,11 @@ public sealed class ConfigFields
     {
         JsonNode? node = Take(name);
         if (node is null) return null;
-        if (node is JsonValue single && single.TryGetValue(out int one)) return [one];
+        if (node is JsonValue single && TryNumber(single, out double one) && one == Math.Floor(one)) return [(int)one];
         if (node is not JsonArray array) throw Invalid(name, "an integer or a list of integers", node);
         var list = new List<int>(array.Count);
         foreach (JsonNode? item in array)
-            list.Add(item is JsonValue v && v.TryGetValue(out int i) ? i : throw Invalid(name, "a list of integers", node));
+            list.Add(item is not null && TryNumber(item, out double i) && i == Math.Floor(i) ? (int)i : throw Invalid(name, "a list of integers", node));
         return list;
     }
 
@@ -102,7 +101,7 @@ public sealed class ConfigFields
         if (node is null) return map;
         if (node is not JsonObject obj) throw Invalid(name, "an object of name to number", node);
         foreach ((string key, JsonNode? value) in obj)
-            map[key] = value is JsonValue v && v.TryGetValue(out double d) ? d : throw Invalid($"{name}.{key}", "a number", value);
+            map[key] = value is not null && TryNumber(value, out double d) ? d : throw Invalid($"{name}.{key}", "a number", value);
         return map;
     }
 
@@ -116,6 +115,14 @@ public sealed class ConfigFields
         foreach ((string key, JsonNode? value) in _json)
             if (!_read.Contains(key)) rest[key] = value?.DeepClone();
         return rest;
+    }
+
+    // A number whether the node was parsed from text (a JsonElement) or built in code (an int, a double...).
+    private static bool TryNumber(JsonNode node, out double value)
+    {
+        value = 0;
+        return node is JsonValue v && v.GetValueKind() == JsonValueKind.Number &&
+            double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out value);
     }
 
     private JsonNode? Take(string name)

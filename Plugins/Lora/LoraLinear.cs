@@ -12,9 +12,9 @@ namespace PeftHost.Plugins.Lora;
 /// </summary>
 public sealed class LoraLinear : TunerLayer
 {
-    private readonly ModuleDict<Linear> lora_A = new();
-    private readonly ModuleDict<Linear> lora_B = new();
-    private readonly ModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
+    private readonly AdapterModuleDict<Linear> lora_A = new();
+    private readonly AdapterModuleDict<Linear> lora_B = new();
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly Dictionary<string, double> _scaling = new(StringComparer.Ordinal);
 
     /// <summary>Wraps a linear layer of shape out x in.</summary>
@@ -70,12 +70,9 @@ public sealed class LoraLinear : TunerLayer
     public override void DeleteAdapter(string adapter)
     {
         if (!_scaling.Remove(adapter)) return;
-        lora_A.Remove(adapter, out Linear? a);
-        lora_B.Remove(adapter, out Linear? b);
-        lora_dropout.Remove(adapter, out nn.Module<Tensor, Tensor>? d);
-        a?.Dispose();
-        b?.Dispose();
-        d?.Dispose();
+        lora_A.Remove(adapter);
+        lora_B.Remove(adapter);
+        lora_dropout.Remove(adapter);
     }
 
     /// <inheritdoc />

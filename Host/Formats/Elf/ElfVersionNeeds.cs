@@ -62,7 +62,7 @@ namespace PeftHost.Formats.Elf
             image[offset + 1] = (byte)(flags >> 8);
             string temp = path + ".patching";
             File.WriteAllBytes(temp, image);
-            File.Move(temp, path, overwrite: true);
+            File.Replace(temp, path, null); // atomic rename over the original
             return VersionNeedState.Required;
         }
 
@@ -75,7 +75,7 @@ namespace PeftHost.Formats.Elf
         {
             byte[] needle = Encoding.ASCII.GetBytes(versionName + "\0");
             byte[] image = File.ReadAllBytes(libraryPath);
-            return image.AsSpan().IndexOf(needle) >= 0;
+            return IndexOf(image, needle) >= 0;
         }
 
         /// <summary>
@@ -86,7 +86,7 @@ namespace PeftHost.Formats.Elf
         {
             var folders = new List<string>();
             string? ldPath = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
-            if (!string.IsNullOrEmpty(ldPath)) folders.AddRange(ldPath.Split(':', StringSplitOptions.RemoveEmptyEntries));
+            if (!string.IsNullOrEmpty(ldPath)) folders.AddRange(ldPath!.Split(new[] { ':' }, StringSplitOptions.RemoveEmptyEntries));
             folders.AddRange(new[]
             {
                 "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
@@ -145,6 +145,18 @@ namespace PeftHost.Formats.Elf
                     if (nextNeed == 0) break;
                     need += nextNeed;
                 }
+            }
+            return -1;
+        }
+
+        // Plain search: this file also compiles against netstandard2.0 (the MSBuild task), without spans.
+        private static int IndexOf(byte[] haystack, byte[] needle)
+        {
+            for (int i = 0; i <= haystack.Length - needle.Length; i++)
+            {
+                int j = 0;
+                while (j < needle.Length && haystack[i + j] == needle[j]) j++;
+                if (j == needle.Length) return i;
             }
             return -1;
         }

@@ -1,0 +1,18 @@
+using System.CommandLine;
+using PeftHost.Cli;
+using PeftHost.Cli.Commands;
+
+var plugins = new Option<string>("--plugins")
+{
+    Description = "The plugins folder (default: plugins/ beside pefthost).",
+    DefaultValueFactory = _ => CliPaths.DefaultPlugins,
+    Recursive = true,
+};
+var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-reloadable tuner plugins.") { plugins };
+root.Subcommands.Add(DoctorCommand.Create(plugins));
+root.Subcommands.Add(PluginsCommand.Create(plugins));
+root.Subcommands.Add(DemoCommand.Create(plugins));
+var bench = new Command("bench", "Benchmarks that print figures.");
+bench.Subcommands.Add(BenchReloadCommand.Create());
+root.Subcommands.Add(bench);
+return root.Parse(args).Invoke();

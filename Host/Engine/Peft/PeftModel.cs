@@ -1,0 +1,347 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using PeftHost.Abstractions.State;
+using PeftHost.Abstractions.Surgery;
+using PeftHost.Abstractions.Tuning;
+using PeftHost.Engine.Plugins;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Engine.Peft;
+
+/// <summary>
+/// A base model with adapters applied through the plugins that serve their peft_type. The base
+/// model stays in memory across plugin reloads: a reload hands the adapters' state from the old
+/// plugin version to the new one (<see cref="BeginTunerSwap"/>). Forward passes run under a read
+/// lock so that a swap waits for those in flight and new ones wait for the swap.
+/// </summary>
+public sealed class PeftModel : IDisposable
+{
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly PluginCatalog _catalog;
+    private readonly ILogger _logger;
+    private readonly List<TunerSlot> _slots = [];
+    private readonly List<string> _adapterOrder = [];
+    private readonly Dictionary<string, string> _adapterTypes = new(StringComparer.Ordinal);
+    private List<string> _active = [];
+    private bool _enabled = true;
+    private bool _disposed;
+
+    /// <summary>Wraps <paramref name="baseModel"/>; adapters come from <paramref name="catalog"/>'s plugins.</summary>
+    public PeftModel(nn.Module baseModel, PluginCatalog catalog)
+    {
+        BaseModel = baseModel;
+        _catalog = catalog;
+        // As PEFT's get_peft_model: the base is frozen; only adapter parameters train.
+        foreach (var p in baseModel.parameters()) p.requires_grad = false;
+        _logger = catalog.LoggerFactory.CreateLogger<PeftModel>();
+        catalog.Register(this);
+    }
+
+    /// <summary>The base model (its modules are wrapped while adapters are applied).</summary>
+    public nn.Module BaseModel { get; }
+
+    /// <summary>The adapters, in the order they were added.</summary>
+    public IReadOnlyList<string> Adapters => Read(() => (IReadOnlyList<string>)[.. _adapterOrder]);
+
+    /// <summary>The adapters the forward pass uses.</summary>
+    public IReadOnlyList<string> ActiveAdapters => Read(() => (IReadOnlyList<string>)[.. _active]);
+
+    /// <summary>The plugin version serving an adapter ("id version").</summary>
+    public string PluginOf(string adapter) => Read(() => SlotOf(adapter).Plugin.Label);
+
+    /// <summary>Adds an adapter from an <c>adapter_config.json</c> object, freshly initialised; it becomes active when none is.</summary>
+    /// <exception cref="KeyNotFoundException">No plugin serves the config's peft_type.</exception>
+    /// <exception cref="PluginFaultException">The plugin threw; the model is left as it was.</exception>
+    public void AddAdapter(string name, JsonObject config) => Write(() =>
+    {
+        EnsureNewName(name);
+        string peftType = config["peft_type"]?.GetValue<string>() ?? throw new ArgumentException($"Adapter '{name}': the config has no peft_type.");
+        TunerSlot slot = SlotFor(peftType, out bool created);
+        try
+        {
+            Guard(slot, "apply", () => slot.Model.AddAdapter(name, slot.Plugin.Tuners[peftType].ParseConfig(config)));
+        }
+        catch
+        {
+            if (created) DropSlot(slot);
+            throw;
+        }
+        Registered(name, peftType);
+    });
+
+    /// <summary>Adds an adapter from exported state (configs, tensors by PEFT keys, plugin bytes).</summary>
+    public void ImportAdapter(AdapterState state) => Write(() =>
+    {
+        EnsureNewName(state.Name);
+        TunerSlot slot = SlotFor(state.PeftType, out bool created);
+        try
+        {
+            Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
+        }
+        catch
+        {
+            if (created) DropSlot(slot);
+            throw;
+        }
+        Registered(state.Name, state.PeftType);
+    });
+
+    /// <summary>An adapter as plain data (the caller owns and disposes it).</summary>
+    public AdapterState ExportAdapter(string name) => Read(() =>
+    {
+        TunerSlot slot = SlotOf(name);
+        return Guard(slot, "export", () => slot.Model.ExportAdapter(name));
+    });
+
+    /// <summary>Removes an adapter.</summary>
+    public void DeleteAdapter(string name) => Write(() =>
+    {
+        TunerSlot slot = SlotOf(name);
+        Guard(slot, "delete", () => slot.Model.DeleteAdapter(name));
+        _adapterOrder.Remove(name);
+        _adapterTypes.Remove(name);
+        _active.Remove(name);
+        if (slot.Model.Adapters.Count == 0) DropSlot(slot);
+        ApplyActive();
+    });
+
+    /// <summary>Makes these adapters (one or several) the active ones.</summary>
+    public void SetActiveAdapters(params string[] names) => Write(() =>
+    {
+        foreach (string n in names)
+            if (!_adapterTypes.ContainsKey(n)) throw new KeyNotFoundException($"No adapter named '{n}' (adapters: {string.Join(", ", _adapterOrder)}).");
+        _active = [.. names];
+        ApplyActive();
+    });
+
+    /// <summary>Whether adapters take part in the forward pass (false: exactly the base model).</summary>
+    public bool AdaptersEnabled
+    {
+        get => Read(() => _enabled);
+        set => Write(() =>
+        {
+            _enabled = value;
+            foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
+        });
+    }
+
+    /// <summary>
+    /// Runs a forward pass (any code that calls the model) under the read lock. An exception thrown
+    /// by a plugin's code becomes a <see cref="PluginFaultException"/> naming it; the model stays usable.
+    /// </summary>
+    public T Run<T>(Func<T> forward)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _lock.EnterReadLock();
+        try
+        {
+            return forward();
+        }
+        catch (Exception e) when (e is not PluginFaultException && FaultingPlugin(e) is { } slot)
+        {
+            throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, "forward", e);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>The forward pass of a base model that is a <c>Module&lt;Tensor, Tensor&gt;</c>.</summary>
+    public Tensor Forward(Tensor input)
+    {
+        var module = BaseModel as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a Module<Tensor, Tensor>: call Run with its own forward.");
+        return Run(() => module.forward(input));
+    }
+
+    internal bool Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
+
+    /// <summary>
+    /// Hands this model's adapters from <paramref name="oldPlugin"/> to <paramref name="newPlugin"/>:
+    /// snapshot, detach (the base restored exactly), attach the new tuners, restore. Holds the write
+    /// lock until the returned swap is committed or rolled back. On failure here, the old version is
+    /// restored before the exception leaves.
+    /// </summary>
+    public TunerSwap BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
+    {
+        _lock.EnterWriteLock();
+        var snapshot = new List<(string PeftType, List<AdapterState> States)>();
+        List<TunerSlot> oldSlots = _slots.Where(s => ReferenceEquals(s.Plugin, oldPlugin)).ToList();
+        try
+        {
+            foreach (TunerSlot slot in oldSlots)
+                snapshot.Add((slot.PeftType, slot.Model.Adapters.Select(a => Guard(slot, "export", () => slot.Model.ExportAdapter(a))).ToList()));
+            foreach (TunerSlot slot in oldSlots) DropSlot(slot);
+            try
+            {
+                Restore(snapshot, newPlugin);
+            }
+            catch
+            {
+                foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
+                Restore(snapshot, oldPlugin);
+                throw;
+            }
+        }
+        catch
+        {
+            Dispose(snapshot);
+            _lock.ExitWriteLock();
+            throw;
+        }
+
+        return new TunerSwap(
+            commit: () =>
+            {
+                Dispose(snapshot);
+                _lock.ExitWriteLock();
+            },
+            rollback: () =>
+            {
+                try
+                {
+                    foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
+                    Restore(snapshot, oldPlugin);
+                }
+                finally
+                {
+                    Dispose(snapshot);
+                    _lock.ExitWriteLock();
+                }
+            });
+    }
+
+    /// <summary>Removes every adapter (the base model is restored exactly) and leaves the catalog.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        Write(() =>
+        {
+            foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
+            _adapterOrder.Clear();
+            _adapterTypes.Clear();
+            _active.Clear();
+        });
+        _disposed = true;
+        _catalog.Unregister(this);
+        _lock.Dispose();
+    }
+
+    private void Restore(List<(string PeftType, List<AdapterState> States)> snapshot, PluginAssembly plugin)
+    {
+        foreach ((string peftType, List<AdapterState> states) in snapshot)
+        {
+            if (!plugin.Tuners.ContainsKey(peftType))
+                throw new InvalidOperationException($"Plugin {plugin.Label} does not serve {peftType}, which adapters {string.Join(", ", states.Select(s => s.Name))} use.");
+            TunerSlot slot = Attach(peftType, plugin);
+            foreach (AdapterState state in states) Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
+        }
+        ApplyActive();
+        foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = _enabled);
+    }
+
+    private static void Dispose(List<(string PeftType, List<AdapterState> States)> snapshot)
+    {
+        foreach ((_, List<AdapterState> states) in snapshot)
+            foreach (AdapterState s in states) s.Dispose();
+    }
+
+    private TunerSlot SlotFor(string peftType, out bool created)
+    {
+        TunerSlot? existing = _slots.FirstOrDefault(s => s.PeftType == peftType);
+        created = existing is null;
+        return existing ?? Attach(peftType, _catalog.GetPlugin(peftType));
+    }
+
+    private TunerSlot Attach(string peftType, PluginAssembly plugin)
+    {
+        var surgeon = new ModelSurgeon(BaseModel);
+        ITuner tuner = plugin.Tuners[peftType];
+        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}"));
+        ITunerModel model;
+        try { model = tuner.Attach(surgeon, context); }
+        catch (Exception e) { throw new PluginFaultException(plugin.Manifest.Id, plugin.Manifest.Version, "attach", e); }
+        var slot = new TunerSlot(peftType, plugin, model, surgeon);
+        _slots.Add(slot);
+        return slot;
+    }
+
+    // Detaches a tuner model; whatever the plugin does, the host's surgeon restores every module
+    // it replaced, so the base model comes back exactly.
+    private void DropSlot(TunerSlot slot)
+    {
+        _slots.Remove(slot);
+        try { slot.Model.Dispose(); }
+        catch (Exception e) { _logger.LogError(e, "Plugin {Plugin} failed while detaching; the host restores the base modules itself", slot.Plugin.Label); }
+        if (slot.Surgeon.ReplacedPaths.Count > 0) slot.Surgeon.RestoreAll();
+    }
+
+    private void Registered(string name, string peftType)
+    {
+        _adapterOrder.Add(name);
+        _adapterTypes[name] = peftType;
+        if (_active.Count == 0) _active.Add(name);
+        ApplyActive();
+    }
+
+    private void ApplyActive()
+    {
+        foreach (TunerSlot slot in _slots)
+        {
+            var mine = _active.Where(a => _adapterTypes.TryGetValue(a, out string? t) && t == slot.PeftType).ToList();
+            Guard(slot, "set active adapters", () => slot.Model.SetActiveAdapters(mine));
+        }
+    }
+
+    private void EnsureNewName(string name)
+    {
+        if (_adapterTypes.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
+    }
+
+    private TunerSlot SlotOf(string adapter)
+    {
+        if (!_adapterTypes.TryGetValue(adapter, out string? peftType))
+            throw new KeyNotFoundException($"No adapter named '{adapter}' (adapters: {string.Join(", ", _adapterOrder)}).");
+        return _slots.First(s => s.PeftType == peftType);
+    }
+
+    private TunerSlot? FaultingPlugin(Exception e)
+    {
+        foreach (StackFrame frame in new StackTrace(e, false).GetFrames())
+        {
+            var assembly = frame.GetMethod()?.DeclaringType?.Assembly;
+            if (assembly is null) continue;
+            foreach (TunerSlot slot in _slots)
+                if (slot.Plugin.Owns(assembly)) return slot;
+        }
+        return null;
+    }
+
+    private static T Guard<T>(TunerSlot slot, string operation, Func<T> action)
+    {
+        try { return action(); }
+        catch (Exception e) when (e is not PluginFaultException and not Abstractions.Config.TunerConfigException and not InvalidDataException)
+        {
+            throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, operation, e);
+        }
+    }
+
+    private static void Guard(TunerSlot slot, string operation, Action action) => Guard(slot, operation, () => { action(); return 0; });
+
+    private T Read<T>(Func<T> read)
+    {
+        _lock.EnterReadLock();
+        try { return read(); }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    private void Write(Action write)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _lock.EnterWriteLock();
+        try { write(); }
+        finally { _lock.ExitWriteLock(); }
+    }
+}
