@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Reflection;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -112,12 +111,15 @@ public sealed class ModelSurgeon
 
     private static void Swap(nn.Module parent, string name, nn.Module current, nn.Module replacement, string path)
     {
-        // Containers keep their children in the dictionary and an indexable list: use their API.
-        if (IsModuleList(parent, out IList? list) && int.TryParse(name, out int index))
+        // A ModuleList keeps its children in a list its forward enumerates: replace through its indexer.
+        if (ModuleListElementType(parent) is { } elementType && int.TryParse(name, out int index))
         {
-            if (index < 0 || index >= list!.Count || !ReferenceEquals(list[index], current))
+            if (!elementType.IsInstanceOfType(replacement))
+                throw new ModelSurgeryException($"'{path}': the ModuleList holds {elementType.Name} items, which cannot hold a {replacement.GetType().Name}. Wrap a module inside the item instead.");
+            var indexer = parent.GetType().GetProperty("Item", [typeof(int)])!;
+            if (!ReferenceEquals(indexer.GetValue(parent, [index]), current))
                 throw new ModelSurgeryException($"'{path}': the ModuleList does not hold the expected module at index {index}.");
-            list[index] = replacement; // ModuleList's indexer updates its registration too.
+            indexer.SetValue(parent, replacement, [index]);
             SetRegistered(parent, name, replacement);
             return;
         }
@@ -154,10 +156,11 @@ public sealed class ModelSurgeon
     private static IReadOnlyDictionary<string, nn.Module> Children(nn.Module module) =>
         module.named_children().ToDictionary(c => c.name, c => c.module);
 
-    private static bool IsModuleList(nn.Module module, out IList? list)
+    private static Type? ModuleListElementType(nn.Module module)
     {
-        list = module as IList;
-        return list is not null && module.GetType().IsGenericType && module.GetType().GetGenericTypeDefinition() == typeof(TorchSharp.Modules.ModuleList<>);
+        for (Type? t = module.GetType(); t is not null; t = t.BaseType)
+            if (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(TorchSharp.Modules.ModuleList<>)) return t.GetGenericArguments()[0];
+        return null;
     }
 
     private static bool IsModuleDict(nn.Module module) =>

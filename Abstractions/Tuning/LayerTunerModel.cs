@@ -93,7 +93,11 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             throw new ArgumentException($"Adapter name '{name}' is invalid: it must be non-empty and contain no '.'.", nameof(name));
         if (_configs.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
 
-        var candidates = Model.NamedModules().Where(m => m.Module is not TunerLayer && !IsInsideTunerLayer(m.Path))
+        // A module this tuner already wrapped is a candidate too (a second adapter joins its layer),
+        // judged by the module it wraps; the wrapper's own children never are.
+        var wrapped = Model.NamedModules().Where(m => m.Module is TunerLayer).Select(m => m.Path + ".").ToList();
+        var candidates = Model.NamedModules().Where(m => !wrapped.Any(w => m.Path.StartsWith(w, StringComparison.Ordinal)))
+            .Select(m => (m.Path, Module: m.Module is TunerLayer t ? (nn.Module)t.BaseLayer : m.Module))
             .Select(m => (m.Path, Supports(m.Module) && (typed.TargetModules?.IsAllLinear != true || IsLinear(m.Module))))
             .ToList();
         IReadOnlyList<string> targets = TargetSelection.Select(typed, candidates, OutputHeadPath());
@@ -226,13 +230,6 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             foreach ((string key, Tensor value) in layer.AdapterTensors(adapter))
                 result[path + "." + key] = value;
         return result;
-    }
-
-    private bool IsInsideTunerLayer(string path)
-    {
-        foreach (string layerPath in _layers.Keys)
-            if (path.StartsWith(layerPath + ".", StringComparison.Ordinal)) return true;
-        return false;
     }
 
     private void RemoveLayer(string path)

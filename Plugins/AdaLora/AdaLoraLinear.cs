@@ -1,0 +1,112 @@
+using PeftHost.Abstractions.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Plugins.AdaLora;
+
+/// <summary>
+/// AdaLoRA on a linear layer (PEFT's <c>SVDLinear</c>): the update is P Λ Q in SVD form, held as
+/// <c>lora_A.&lt;adapter&gt;</c> (r x in, Q), <c>lora_E.&lt;adapter&gt;</c> (r x 1, Λ) and
+/// <c>lora_B.&lt;adapter&gt;</c> (out x r, P), with <c>ranknum.&lt;adapter&gt;</c> (1, not trainable):
+/// y = base(x) + (dropout(x) @ (A * E)ᵀ @ Bᵀ) * scaling / (ranknum + 1e-5).
+/// </summary>
+public sealed class AdaLoraLinear : TunerLayer
+{
+    /// <summary>The key of the rank counter, which PEFT's saved adapters leave out.</summary>
+    public const string RanknumKey = "ranknum";
+
+    private readonly AdapterParameterDict lora_A = new();
+    private readonly AdapterParameterDict lora_B = new();
+    private readonly AdapterParameterDict lora_E = new();
+    private readonly AdapterParameterDict ranknum = new();
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
+    private readonly Dictionary<string, double> _scaling = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _rank = new(StringComparer.Ordinal);
+
+    /// <summary>Wraps a linear layer of shape out x in.</summary>
+    public AdaLoraLinear(Linear baseLayer) : base(nameof(AdaLoraLinear), baseLayer)
+    {
+        InFeatures = baseLayer.weight!.shape[1];
+        OutFeatures = baseLayer.weight.shape[0];
+        register_module("lora_A", lora_A);
+        register_module("lora_B", lora_B);
+        register_module("lora_E", lora_E);
+        register_module("ranknum", ranknum);
+        register_module("lora_dropout", lora_dropout);
+    }
+
+    /// <summary>The base layer's input size.</summary>
+    public long InFeatures { get; }
+
+    /// <summary>The base layer's output size.</summary>
+    public long OutFeatures { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> Adapters => _scaling.Keys;
+
+    /// <summary>The rank of an adapter in this layer.</summary>
+    public int Rank(string adapter) => _rank[adapter];
+
+    /// <summary>The scaling of an adapter.</summary>
+    public double Scaling(string adapter) => _scaling[adapter];
+
+    /// <summary>An adapter's tensors (A, B, E), live: for the orthogonal regularisation.</summary>
+    public (Tensor A, Tensor B, Tensor E) Triplets(string adapter) => (lora_A[adapter], lora_B[adapter], lora_E[adapter]);
+
+    /// <summary>
+    /// Adds an adapter of rank <paramref name="r"/> as PEFT's AdaLoraLayer.update_layer does: A, B
+    /// normal(0, 0.02) and E zeros when <paramref name="init"/> (else standard normal), ranknum
+    /// <paramref name="ranknumValue"/>.
+    /// </summary>
+    public void AddAdapter(string adapter, int r, double scaling, double ranknumValue, double dropout, bool init, bool trainable)
+    {
+        Tensor weight = ((Linear)BaseLayer).weight!;
+        (ScalarType dtype, Device device) = (weight.dtype, weight.device);
+        Parameter a = new(randn([r, InFeatures], dtype: dtype, device: device), trainable);
+        Parameter e = new(randn([r, 1], dtype: dtype, device: device), trainable);
+        Parameter b = new(randn([OutFeatures, r], dtype: dtype, device: device), trainable);
+        Parameter n = new(full([1], ranknumValue, dtype: dtype, device: device), requires_grad: false);
+        if (init)
+        {
+            using (no_grad())
+            {
+                nn.init.zeros_(e);
+                nn.init.normal_(a, mean: 0.0, std: 0.02);
+                nn.init.normal_(b, mean: 0.0, std: 0.02);
+            }
+        }
+        lora_A.Add(adapter, a);
+        lora_E.Add(adapter, e);
+        lora_B.Add(adapter, b);
+        ranknum.Add(adapter, n);
+        lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+        _scaling[adapter] = scaling;
+        _rank[adapter] = r;
+    }
+
+    /// <inheritdoc />
+    public override void DeleteAdapter(string adapter)
+    {
+        if (!_scaling.Remove(adapter)) return;
+        _rank.Remove(adapter);
+        foreach (AdapterParameterDict dict in (AdapterParameterDict[])[lora_A, lora_B, lora_E, ranknum]) dict.Remove(adapter);
+        lora_dropout.Remove(adapter);
+    }
+
+    /// <inheritdoc />
+    protected override Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters)
+    {
+        Tensor result = BaseLayer.forward(input);
+        foreach (string adapter in activeAdapters)
+        {
+            using var scope = NewDisposeScope();
+            Tensor a = lora_A[adapter], b = lora_B[adapter], e = lora_E[adapter];
+            Tensor x = lora_dropout[adapter].forward(input.to(a.dtype));
+            Tensor delta = x.matmul(a.mul(e).t()).matmul(b.t()).mul(_scaling[adapter]).div(ranknum[adapter].add(1e-5));
+            Tensor sum = result.add_(delta.to(result.dtype));
+            scope.MoveToOuter(sum);
+        }
+        return result;
+    }
+}

@@ -1,0 +1,129 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.State;
+using PeftHost.Abstractions.Surgery;
+using PeftHost.Abstractions.Tuning;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Plugins.AdaLora;
+
+/// <summary>
+/// AdaLoRA applied to one model (PEFT's <c>AdaLoraModel</c>). Exported state has PEFT's keys
+/// (<c>&lt;module&gt;.lora_A</c>, <c>.lora_B</c>, <c>.lora_E</c>); <c>ranknum</c> is left out, as PEFT's
+/// saved adapters do, and is restored from the config on import (an imported <c>ranknum</c> is
+/// accepted and used).
+/// </summary>
+public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context), ITunerModel
+{
+    private const string RanknumSuffix = "." + AdaLoraLinear.RanknumKey;
+
+    /// <inheritdoc />
+    protected override AdaLoraConfig ParseConfig(JsonObject json) => new(json);
+
+    /// <inheritdoc />
+    protected override bool Supports(nn.Module module) => module is Linear;
+
+    /// <inheritdoc />
+    protected override AdaLoraLinear CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, AdaLoraConfig config)
+    {
+        if (config.FanInFanOut)
+            Context.Logger.LogWarning("AdaLoRA: fan_in_fan_out is true but '{Path}' is a Linear layer; it is ignored (as PEFT sets it to false).", path);
+        return new((Linear)baseModule);
+    }
+
+    /// <inheritdoc />
+    protected override void AddAdapterToLayer(AdaLoraLinear layer, string path, string adapter, AdaLoraConfig config)
+    {
+        // As PEFT's AdaLoraModel: one trainable adapter at most (the others in inference mode).
+        if (!config.InferenceMode)
+        {
+            string? other = Adapters.FirstOrDefault(a => a != adapter && !GetConfig(a).InferenceMode);
+            if (other is not null)
+                throw new TunerConfigException($"Adapter '{adapter}': AdaLoRA supports only one trainable adapter and '{other}' is one; set inference_mode to true for all adapters but the one to train.");
+        }
+
+        // A rank mask from rank_pattern resizes the layer to the kept triplets; ranknum keeps
+        // init_r then, so that the scaling is unchanged (PEFT's resize_modules_by_rank_pattern).
+        bool[]? mask = config.RankMask(path, adapter);
+        int r = mask?.Count(m => m) ?? config.InitR;
+        double ranknumValue = r > 0 ? config.InitR : 0;
+        layer.AddAdapter(adapter, r, config.Scaling(r), ranknumValue, config.LoraDropout, config.InitLoraWeights, trainable: !config.InferenceMode);
+    }
+
+    /// <summary>Exports an adapter by PEFT's saved keys (lora_A, lora_B, lora_E; no ranknum).</summary>
+    public new AdapterState ExportAdapter(string name)
+    {
+        AdapterState full = base.ExportAdapter(name);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string key, Tensor value) in full.Tensors)
+        {
+            if (key.EndsWith(RanknumSuffix, StringComparison.Ordinal)) value.Dispose();
+            else tensors[key] = value;
+        }
+        return full with { Tensors = tensors };
+    }
+
+    /// <summary>
+    /// Imports an adapter saved by PEFT or exported here: <c>ranknum</c> may be absent (it is then
+    /// set from the config); every other tensor must match by name and shape. Nothing is changed on error.
+    /// </summary>
+    public new void ImportAdapter(AdapterState state)
+    {
+        AdaLoraConfig config = ParseConfig(state.Config);
+        var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
+        var added = new List<Tensor>();
+        try
+        {
+            foreach (string key in state.Tensors.Keys)
+            {
+                const string suffix = ".lora_E";
+                if (!key.EndsWith(suffix, StringComparison.Ordinal)) continue;
+                string path = key[..^suffix.Length];
+                if (tensors.ContainsKey(path + RanknumSuffix)) continue;
+                int rows = (int)state.Tensors[key].shape[0];
+                Tensor n = full([1], rows > 0 ? config.InitR : 0, dtype: state.Tensors[key].dtype);
+                added.Add(n);
+                tensors[path + RanknumSuffix] = n;
+            }
+            base.ImportAdapter(state with { Tensors = tensors });
+        }
+        finally
+        {
+            foreach (Tensor t in added) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// PEFT's orthogonal regularisation of the trainable adapter, to add to the training loss:
+    /// orth_reg_weight * mean over A and B of ‖P Pᵀ − I‖_F (A Aᵀ for A, Bᵀ B for B).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No adapter is trainable, or orth_reg_weight is not positive.</exception>
+    public Tensor OrthogonalRegularization()
+    {
+        string adapter = Adapters.FirstOrDefault(a => !GetConfig(a).InferenceMode)
+            ?? throw new InvalidOperationException("AdaLoRA: no trainable adapter (all are in inference mode), so there is no orthogonal regularisation.");
+        double weight = GetConfig(adapter).OrthRegWeight;
+        if (weight <= 0) throw new InvalidOperationException($"AdaLoRA adapter '{adapter}': orth_reg_weight must be greater than 0, got {weight}.");
+
+        using var scope = NewDisposeScope();
+        Tensor? total = null;
+        int count = 0;
+        foreach (AdaLoraLinear layer in Layers.Values)
+        {
+            if (!layer.Adapters.Contains(adapter)) continue;
+            (Tensor a, Tensor b, _) = layer.Triplets(adapter);
+            foreach (Tensor cov in (Tensor[])[a.matmul(a.t()), b.t().matmul(b)])
+            {
+                Tensor eye = torch.eye(cov.shape[0], cov.shape[1], dtype: cov.dtype, device: cov.device);
+                Tensor norm = linalg.norm(cov - eye, "fro");
+                total = total is null ? norm : total + norm;
+                count++;
+            }
+        }
+        Tensor result = total is null ? torch.zeros([], dtype: ScalarType.Float32) : total.div(count).mul(weight);
+        return scope.MoveToOuter(result);
+    }
+}

@@ -1,0 +1,80 @@
+using PeftHost.Abstractions.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Plugins.IA3;
+
+/// <summary>
+/// (IA)³ on a linear layer, registered as <c>ia3_l.&lt;adapter&gt;</c> (a parameter dict) as in
+/// PEFT. For an attention-style module the vector, shape (out, 1), scales the output:
+/// y = base(x) * l; for a feedforward module the vector, shape (1, in), scales the input:
+/// y = base(x * l). Several active adapters multiply their vectors.
+/// </summary>
+public sealed class IA3Linear : TunerLayer
+{
+    private readonly AdapterParameterDict ia3_l = new();
+    private readonly HashSet<string> _adapters = new(StringComparer.Ordinal);
+
+    /// <summary>Wraps a linear layer of shape out x in.</summary>
+    public IA3Linear(Linear baseLayer, bool isFeedforward) : base(nameof(IA3Linear), baseLayer)
+    {
+        InFeatures = baseLayer.weight!.shape[1];
+        OutFeatures = baseLayer.weight.shape[0];
+        IsFeedforward = isFeedforward;
+        register_module("ia3_l", ia3_l);
+    }
+
+    /// <summary>The base layer's input size.</summary>
+    public long InFeatures { get; }
+
+    /// <summary>The base layer's output size.</summary>
+    public long OutFeatures { get; }
+
+    /// <summary>Whether the vectors scale the input (feedforward) rather than the output.</summary>
+    public bool IsFeedforward { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> Adapters => _adapters;
+
+    /// <summary>Adds an adapter's vector: ones when <paramref name="init"/>, else standard normal (as PEFT).</summary>
+    public void AddAdapter(string adapter, bool init, bool trainable)
+    {
+        Tensor weight = ((Linear)BaseLayer).weight!;
+        long[] shape = IsFeedforward ? [1, InFeatures] : [OutFeatures, 1];
+        using Tensor data = init
+            ? ones(shape, dtype: weight.dtype, device: weight.device)
+            : randn(shape, dtype: weight.dtype, device: weight.device);
+        ia3_l.Add(adapter, new Parameter(data, trainable));
+        _adapters.Add(adapter);
+    }
+
+    /// <inheritdoc />
+    public override void DeleteAdapter(string adapter)
+    {
+        if (!ia3_l.Contains(adapter)) return;
+        ia3_l.Remove(adapter);
+        _adapters.Remove(adapter);
+    }
+
+    /// <inheritdoc />
+    protected override Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters)
+    {
+        using var scope = NewDisposeScope();
+        Tensor scaling = ia3_l[activeAdapters[0]].flatten();
+        for (int i = 1; i < activeAdapters.Count; i++) scaling = scaling * ia3_l[activeAdapters[i]].flatten();
+
+        Tensor result;
+        if (IsFeedforward)
+        {
+            Tensor scaled = input.to(scaling.dtype).mul(scaling).to(input.dtype);
+            result = BaseLayer.forward(scaled);
+        }
+        else
+        {
+            Tensor output = BaseLayer.forward(input);
+            result = output.mul(scaling).to(output.dtype);
+        }
+        return scope.MoveToOuter(result);
+    }
+}
