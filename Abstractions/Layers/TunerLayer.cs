@@ -41,16 +41,86 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
     /// <summary>Removes one adapter's parameters.</summary>
     public abstract void DeleteAdapter(string adapter);
 
+    private readonly List<string> _merged = [];
+
+    /// <summary>The adapters merged into the base layer's weights, in merge order.</summary>
+    public IReadOnlyList<string> MergedAdapters => _merged;
+
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
+        // Merged adapters are in the base weights already; disabling needs them out first (PEFT unmerges too).
         if (Disabled) return BaseLayer.forward(input);
-        var active = _active.Where(a => Adapters.Contains(a)).ToList();
+        if (AdapterRouting.Current is { } rows) return ForwardMixedBatch(input, rows);
+        var active = _active.Where(a => Adapters.Contains(a) && !_merged.Contains(a)).ToList();
         return active.Count == 0 ? BaseLayer.forward(input) : ForwardWithAdapters(input, active);
     }
 
-    /// <summary>The forward pass with the given active adapters (all held by this layer, at least one).</summary>
+    /// <summary>The forward pass with the given active adapters (all held by this layer, unmerged, at least one).</summary>
     protected abstract Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters);
+
+    /// <summary>
+    /// Mixed-batch forward (PEFT's <c>adapter_names</c>): row i uses adapter <paramref name="rowAdapters"/>[i]
+    /// (<see cref="AdapterRouting.BaseModel"/>, or an adapter this layer does not hold: the base layer).
+    /// The default groups rows by adapter and runs each group once.
+    /// </summary>
+    protected virtual Tensor ForwardMixedBatch(Tensor input, IReadOnlyList<string> rowAdapters)
+    {
+        if (rowAdapters.Count != input.shape[0])
+            throw new ArgumentException($"adapter_names has {rowAdapters.Count} entries for a batch of {input.shape[0]} rows.");
+        if (_merged.Count > 0)
+            throw new InvalidOperationException($"Mixed-batch inference needs unmerged adapters; merged: {string.Join(", ", _merged)}. Unmerge first.");
+        using var scope = NewDisposeScope();
+        Tensor? output = null;
+        foreach (var group in rowAdapters.Select((name, row) => (name, row)).GroupBy(g => g.name))
+        {
+            using Tensor index = tensor(group.Select(g => (long)g.row).ToArray(), device: input.device);
+            Tensor rows = input.index_select(0, index);
+            Tensor y = Adapters.Contains(group.Key) ? ForwardWithAdapters(rows, [group.Key]) : BaseLayer.forward(rows);
+            output ??= zeros([input.shape[0], .. y.shape[1..]], dtype: y.dtype, device: y.device);
+            output.index_copy_(0, index, y);
+        }
+        return scope.MoveToOuter(output!);
+    }
+
+    /// <summary>Whether this layer can merge adapters into the base weights.</summary>
+    public virtual bool CanMerge => false;
+
+    /// <summary>
+    /// Adds the adapter to the base layer's weights (in place). With <paramref name="safeMerge"/>, the
+    /// merged weights are computed aside and checked for NaN/Inf before anything is changed.
+    /// </summary>
+    public void Merge(string adapter, bool safeMerge)
+    {
+        if (!Adapters.Contains(adapter)) return;
+        if (_merged.Contains(adapter)) throw new InvalidOperationException($"Adapter '{adapter}' is already merged.");
+        if (!CanMerge) throw new NotSupportedException($"{GetType().Name} cannot merge adapters into its base layer.");
+        using (no_grad()) MergeInto(adapter, safeMerge);
+        _merged.Add(adapter);
+    }
+
+    /// <summary>Takes every merged adapter out of the base weights, newest first.</summary>
+    public void Unmerge()
+    {
+        using (no_grad())
+        {
+            for (int i = _merged.Count - 1; i >= 0; i--) UnmergeFrom(_merged[i]);
+        }
+        _merged.Clear();
+    }
+
+    /// <summary>Merges one adapter into the base weights (no grad; called once per adapter).</summary>
+    protected virtual void MergeInto(string adapter, bool safeMerge) => throw new NotSupportedException($"{GetType().Name} cannot merge.");
+
+    /// <summary>Undoes <see cref="MergeInto"/> for one adapter.</summary>
+    protected virtual void UnmergeFrom(string adapter) => throw new NotSupportedException($"{GetType().Name} cannot unmerge.");
+
+    /// <summary>Throws when a tensor holds NaN or Inf (safe merge), naming the adapter.</summary>
+    protected static void EnsureFinite(Tensor merged, string adapter)
+    {
+        if (!torch.isfinite(merged).all().item<bool>())
+            throw new InvalidOperationException($"NaNs or Infs detected in the merged weights: adapter '{adapter}' seems to be broken; nothing was merged.");
+    }
 
     /// <summary>
     /// One adapter's parameters and buffers by PEFT's key names relative to this layer, the adapter

@@ -35,6 +35,25 @@ public interface ITunerModel : IDisposable
     /// <summary>Chooses the adapters the forward pass uses.</summary>
     void SetActiveAdapters(IReadOnlyList<string> names);
 
-    /// <summary>Restores every module it replaced, exactly as it was, and frees what it created.</summary>
+    /// <summary>Whether this method can merge adapters into the base weights (false for prompt learning).</summary>
+    bool CanMerge { get; }
+
+    /// <summary>The adapters merged into the base weights.</summary>
+    IReadOnlyList<string> MergedAdapters { get; }
+
+    /// <summary>
+    /// Merges adapters into the base weights (PEFT's <c>merge_adapter</c>); with
+    /// <paramref name="safeMerge"/>, NaN/Inf is checked before anything changes.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The method cannot merge (the message says why).</exception>
+    void Merge(IReadOnlyList<string> adapters, bool safeMerge);
+
+    /// <summary>Takes every merged adapter out of the base weights.</summary>
+    void Unmerge();
+
+    /// <summary>
+    /// Restores every module it replaced and frees what it created. Merged adapters stay in the
+    /// base weights (PEFT's <c>merge_and_unload</c> is Merge then Detach); unmerge first for <c>unload</c>.
+    /// </summary>
     void Detach();
 }

@@ -204,6 +204,42 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     }
 
     /// <inheritdoc />
+    public virtual bool CanMerge => true;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> MergedAdapters => _adapterOrder.Where(a => _layers.Values.Any(l => l.MergedAdapters.Contains(a))).ToList();
+
+    /// <inheritdoc />
+    public void Merge(IReadOnlyList<string> adapters, bool safeMerge)
+    {
+        foreach (string a in adapters)
+            if (!_configs.ContainsKey(a)) throw new KeyNotFoundException($"No adapter named '{a}' (adapters: {string.Join(", ", _adapterOrder)}).");
+        var done = new List<TLayer>();
+        try
+        {
+            foreach (string a in adapters)
+                foreach (TLayer layer in _layers.Values)
+                {
+                    if (!layer.Adapters.Contains(a)) continue;
+                    layer.Merge(a, safeMerge);
+                    done.Add(layer);
+                }
+        }
+        catch
+        {
+            // All or nothing: a safe merge that finds NaN/Inf in one layer leaves no layer merged.
+            foreach (TLayer layer in done.Distinct()) layer.Unmerge();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Unmerge()
+    {
+        foreach (TLayer layer in _layers.Values) layer.Unmerge();
+    }
+
+    /// <inheritdoc />
     public void Detach()
     {
         foreach (string path in _layers.Keys.ToList()) RemoveLayer(path);

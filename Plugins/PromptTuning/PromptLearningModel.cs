@@ -165,6 +165,19 @@ public sealed class PromptLearningModel : IPromptLearningModel
     }
 
     /// <inheritdoc />
+    public bool CanMerge => false;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> MergedAdapters => [];
+
+    /// <inheritdoc />
+    public void Merge(IReadOnlyList<string> adapters, bool safeMerge) =>
+        throw new NotSupportedException($"{_peftType} adapters cannot be merged: prompt learning adds virtual tokens to the input and changes no weight of the model.");
+
+    /// <inheritdoc />
+    public void Unmerge() { } // nothing is ever merged
+
+    /// <inheritdoc />
     public void Detach()
     {
         foreach ((_, VirtualTokenEncoder encoder) in _adapters.Values) encoder.Dispose();
