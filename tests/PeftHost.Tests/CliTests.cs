@@ -1,0 +1,77 @@
+using System.Text.Json.Nodes;
+using PeftHost.Tests.Support;
+using Xunit;
+
+namespace PeftHost.Tests;
+
+public class CliTests
+{
+    [Fact]
+    public void Plugins_json_lists_the_four_plugins_loaded_with_all_six_peft_types()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("plugins", "--json");
+        Assert.True(code == 0, stderr);
+        JsonArray plugins = JsonNode.Parse(stdout)!.AsArray();
+        Assert.Equal(["adalora", "ia3", "lora", "prompt-tuning"], plugins.Select(p => p!["id"]!.GetValue<string>()).Order().ToArray());
+        Assert.All(plugins, p => Assert.Equal("loaded", p!["status"]!.GetValue<string>()));
+        Assert.All(plugins, p => Assert.True(File.Exists(p!["path"]!.GetValue<string>())));
+        Assert.All(plugins, p => Assert.Null(p!["error"]));
+        Assert.Equal(["ADALORA", "IA3", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"],
+            plugins.SelectMany(p => p!["methods"]!.AsArray().Select(m => m!.GetValue<string>())).Order(StringComparer.Ordinal).ToArray());
+    }
+
+    [Fact]
+    public void Plugins_json_reports_failures_with_exit_code_zero_and_an_unreadable_folder_non_zero()
+    {
+        using var dir = PluginDirs.Scratch("lora");
+        PluginDirs.Copy(PluginDirs.Fixture("ContractV2"), Path.Combine(dir.Path, "contract-v2"));
+        (int code, string stdout, _) = Cli.Run("plugins", "--json", "--plugins", dir.Path);
+        Assert.Equal(0, code);
+        JsonNode failed = JsonNode.Parse(stdout)!.AsArray().Single(p => p!["id"]!.GetValue<string>() == "contract-v2")!;
+        Assert.Equal("failed", failed["status"]!.GetValue<string>());
+        Assert.Contains("contract 2.0", failed["error"]!.GetValue<string>());
+
+        (int missing, _, string stderr) = Cli.Run("plugins", "--json", "--plugins", Path.Combine(dir.Path, "nope"));
+        Assert.NotEqual(0, missing);
+        Assert.Contains("cannot read the plugins folder", stderr);
+    }
+
+    [Fact]
+    public void Doctor_json_reports_dotnet_torchsharp_native_fix_devices_and_plugins()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("doctor", "--json");
+        Assert.True(code == 0, stderr);
+        JsonNode doctor = JsonNode.Parse(stdout)!;
+        Assert.Equal(Environment.Version.ToString(), doctor["dotnet"]!["version"]!.GetValue<string>());
+        Assert.Equal("0.107.0", doctor["torchsharp"]!["version"]!.GetValue<string>());
+        Assert.Equal("cpu", doctor["torchsharp"]!["backend"]!.GetValue<string>());
+        Assert.Contains(doctor["torchsharp"]!["native_fix"]!.GetValue<string>(), new[] { "applied", "not-needed" });
+        Assert.True(doctor["torchsharp"]!["loads"]!.GetValue<bool>());
+        Assert.Contains("cpu", doctor["devices"]!.AsArray().Select(d => d!.GetValue<string>()));
+        Assert.Equal(4, doctor["plugins"]!.AsArray().Count);
+        Assert.True(Path.IsPathRooted(doctor["plugins_dir"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void Bench_reload_ends_with_one_json_object_and_leaks_no_context()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("bench", "reload", "--count", "6", "--json");
+        Assert.True(code == 0, stderr + stdout);
+        JsonNode result = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!;
+        Assert.Equal(6, result["reloads"]!.GetValue<int>());
+        Assert.Equal(0, result["leaked_contexts"]!.GetValue<int>());
+        Assert.True(result["p50_ms"]!.GetValue<double>() > 0);
+        Assert.True(result["p95_ms"]!.GetValue<double>() >= result["p50_ms"]!.GetValue<double>());
+        Assert.NotNull(result["rss_growth_mb"]);
+    }
+
+    [Fact]
+    public void Demo_runs_with_no_arguments_and_shows_a_hot_reload_with_identical_numbers()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("demo");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("watcher reloaded lora 0.1.0 -> 0.1.0.1", stdout);
+        Assert.Contains("max |after - before reload| = 0 ", stdout);
+        Assert.Contains("max |output - base| = 0 ", stdout);
+    }
+}
