@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
@@ -116,15 +117,129 @@ public sealed class PeftModel : IDisposable
         ApplyActive();
     });
 
-    /// <summary>Whether adapters take part in the forward pass (false: exactly the base model).</summary>
+    /// <summary>
+    /// Whether adapters take part in the forward pass (false: exactly the base model). Disabling
+    /// unmerges merged adapters first, since they live in the base weights (as PEFT does).
+    /// </summary>
     public bool AdaptersEnabled
     {
         get => Read(() => _enabled);
         set => Write(() =>
         {
+            if (!value) foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
             _enabled = value;
             foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
         });
+    }
+
+    /// <summary>Turns adapters on (PEFT's <c>enable_adapter_layers</c>).</summary>
+    public void EnableAdapters() => AdaptersEnabled = true;
+
+    /// <summary>Turns adapters off: the forward pass is the base model's (PEFT's <c>disable_adapter_layers</c>).</summary>
+    public void DisableAdapters() => AdaptersEnabled = false;
+
+    /// <summary>Adapters off until the returned scope is disposed (PEFT's <c>with model.disable_adapter():</c>).</summary>
+    public IDisposable DisableAdapter()
+    {
+        bool wasEnabled = AdaptersEnabled;
+        AdaptersEnabled = false;
+        return new Restorer(() => AdaptersEnabled = wasEnabled);
+    }
+
+    /// <summary>The adapters merged into the base weights.</summary>
+    public IReadOnlyList<string> MergedAdapters => Read(() => (IReadOnlyList<string>)_slots.SelectMany(s => s.Model.MergedAdapters).ToList());
+
+    /// <summary>
+    /// Merges adapters (default: the active ones) into the base weights. With
+    /// <paramref name="safeMerge"/>, NaN/Inf is checked before anything changes.
+    /// </summary>
+    /// <exception cref="NotSupportedException">An adapter's method cannot merge (prompt learning).</exception>
+    public void Merge(IReadOnlyList<string>? adapters = null, bool safeMerge = false) => Write(() =>
+    {
+        IReadOnlyList<string> names = adapters ?? _active;
+        foreach (string n in names) SlotOf(n);
+        var done = new List<TunerSlot>();
+        try
+        {
+            foreach (TunerSlot slot in _slots)
+            {
+                var mine = names.Where(n => _adapterTypes[n] == slot.PeftType).ToList();
+                if (mine.Count == 0) continue;
+                if (!slot.Model.CanMerge)
+                    throw new NotSupportedException($"{slot.PeftType} adapters ({string.Join(", ", mine)}) cannot be merged into the base weights.");
+                Guard(slot, "merge", () => slot.Model.Merge(mine, safeMerge));
+                done.Add(slot);
+            }
+        }
+        catch
+        {
+            foreach (TunerSlot slot in done) Guard(slot, "unmerge", slot.Model.Unmerge);
+            throw;
+        }
+    });
+
+    /// <summary>Takes every merged adapter out of the base weights.</summary>
+    public void Unmerge() => Write(() =>
+    {
+        foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
+    });
+
+    /// <summary>
+    /// Merges the active adapters and removes every tuner layer (PEFT's <c>merge_and_unload</c>):
+    /// returns the base model, now a plain model holding the merged weights. This PeftModel is empty afterwards.
+    /// </summary>
+    public nn.Module MergeAndUnload(bool safeMerge = false)
+    {
+        Merge(safeMerge: safeMerge);
+        return Unload(unmerge: false);
+    }
+
+    /// <summary>Removes every tuner layer and returns the base model (PEFT's <c>unload</c>: merged adapters are taken out first).</summary>
+    public nn.Module Unload() => Unload(unmerge: true);
+
+    private nn.Module Unload(bool unmerge)
+    {
+        Write(() =>
+        {
+            foreach (TunerSlot slot in _slots.ToList())
+            {
+                if (unmerge) Guard(slot, "unmerge", slot.Model.Unmerge);
+                DropSlot(slot);
+            }
+            _adapterOrder.Clear();
+            _adapterTypes.Clear();
+            _active.Clear();
+        });
+        return BaseModel;
+    }
+
+    /// <summary>
+    /// The parameters as PEFT names them on a PeftModel: <c>base_model.model.&lt;path&gt;</c>
+    /// (<c>...q_proj.base_layer.weight</c>, <c>...q_proj.lora_A.default.weight</c>).
+    /// </summary>
+    public IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> NamedParameters() =>
+        Read(() => (IReadOnlyList<(string, TorchSharp.Modules.Parameter)>)BaseModel.named_parameters().Select(p => ("base_model.model." + p.name, p.parameter)).ToList());
+
+    /// <summary>Trainable and total parameter counts (elements), as PEFT's <c>get_nb_trainable_parameters</c>.</summary>
+    public (long Trainable, long Total) TrainableParameterCounts() => Read(() =>
+    {
+        long trainable = 0, total = 0;
+        foreach (var (_, p) in BaseModel.named_parameters())
+        {
+            total += p.numel();
+            if (p.requires_grad) trainable += p.numel();
+        }
+        return (trainable, total);
+    });
+
+    /// <summary>PEFT's <c>print_trainable_parameters</c> line, e.g. "trainable params: 1,024 || all params: 10,240 || trainable%: 10.0000".</summary>
+    public string PrintTrainableParameters()
+    {
+        (long trainable, long total) = TrainableParameterCounts();
+        string line = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"trainable params: {trainable:N0} || all params: {total:N0} || trainable%: {(total == 0 ? 0 : 100.0 * trainable / total):F4}");
+        Console.WriteLine(line);
+        return line;
     }
 
     /// <summary>
@@ -149,11 +264,31 @@ public sealed class PeftModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs a forward pass with one adapter per batch row (PEFT's <c>adapter_names</c>;
+    /// <see cref="AdapterRouting.BaseModel"/> = "__base__" for no adapter).
+    /// </summary>
+    public T Run<T>(Func<T> forward, IReadOnlyList<string> adapterNames)
+    {
+        foreach (string n in adapterNames.Distinct())
+            if (n != AdapterRouting.BaseModel && !Read(() => _adapterTypes.ContainsKey(n)))
+                throw new KeyNotFoundException($"adapter_names names '{n}', which is not an adapter (adapters: {string.Join(", ", Adapters)}).");
+        using IDisposable routing = AdapterRouting.Begin(adapterNames);
+        return Run(forward);
+    }
+
     /// <summary>The forward pass of a base model that is a <c>Module&lt;Tensor, Tensor&gt;</c>.</summary>
     public Tensor Forward(Tensor input)
     {
         var module = BaseModel as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a Module<Tensor, Tensor>: call Run with its own forward.");
         return Run(() => module.forward(input));
+    }
+
+    /// <summary>The forward pass with one adapter per batch row (see <see cref="Run{T}(Func{T}, IReadOnlyList{string})"/>).</summary>
+    public Tensor Forward(Tensor input, IReadOnlyList<string> adapterNames)
+    {
+        var module = BaseModel as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a Module<Tensor, Tensor>: call Run with its own forward.");
+        return Run(() => module.forward(input), adapterNames);
     }
 
     internal bool Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
@@ -329,6 +464,17 @@ public sealed class PeftModel : IDisposable
     }
 
     private static void Guard(TunerSlot slot, string operation, Action action) => Guard(slot, operation, () => { action(); return 0; });
+
+    private sealed class Restorer(Action restore) : IDisposable
+    {
+        private Action? _restore = restore;
+
+        public void Dispose()
+        {
+            _restore?.Invoke();
+            _restore = null;
+        }
+    }
 
     private T Read<T>(Func<T> read)
     {
