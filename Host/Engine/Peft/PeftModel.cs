@@ -96,6 +96,58 @@ public sealed class PeftModel : IDisposable
         return Guard(slot, "export", () => slot.Model.ExportAdapter(name));
     });
 
+    /// <summary>
+    /// Saves adapters as PEFT's <c>save_pretrained</c> does: "default" at the root of
+    /// <paramref name="directory"/>, any other adapter in <c>&lt;directory&gt;/&lt;name&gt;/</c>, each with
+    /// <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (PEFT key names).
+    /// </summary>
+    /// <param name="directory">The output folder.</param>
+    /// <param name="selectedAdapters">PEFT's <c>selected_adapters</c> (default: all).</param>
+    public void SavePretrained(string directory, IReadOnlyList<string>? selectedAdapters = null)
+    {
+        IReadOnlyList<string> names = selectedAdapters ?? Adapters;
+        foreach (string name in names)
+        {
+            using AdapterState state = ExportAdapter(name);
+            bool prompt = Read(() => SlotOf(name).Model is IPromptLearningModel);
+            AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, name), state, prefixKeys: !prompt);
+        }
+    }
+
+    /// <summary>
+    /// Loads a PEFT adapter folder as adapter <paramref name="name"/> (PEFT's <c>load_adapter</c>).
+    /// Parameters are frozen unless <paramref name="isTrainable"/>. Nothing is applied on error.
+    /// </summary>
+    public void LoadAdapter(string directory, string name, bool isTrainable = false)
+    {
+        using AdapterState state = AdapterFolder.Read(directory, name);
+        ImportAdapter(state);
+        Write(() =>
+        {
+            foreach (var (paramName, p) in BaseModel.named_parameters())
+                if (paramName.Split('.').Contains(name) && !paramName.Contains("." + TunerLayer.BaseLayerName + ".")) p.requires_grad = isTrainable;
+        });
+    }
+
+    /// <summary>
+    /// A PeftModel over <paramref name="baseModel"/> with the adapter in <paramref name="directory"/>
+    /// (PEFT's <c>PeftModel.from_pretrained</c>).
+    /// </summary>
+    public static PeftModel FromPretrained(nn.Module baseModel, string directory, PluginCatalog catalog, string adapterName = "default", bool isTrainable = false)
+    {
+        var model = new PeftModel(baseModel, catalog);
+        try
+        {
+            model.LoadAdapter(directory, adapterName, isTrainable);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Removes an adapter.</summary>
     public void DeleteAdapter(string name) => Write(() =>
     {

@@ -1,0 +1,94 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftHost.Abstractions.State;
+using PeftHost.Formats.Safetensors;
+using static TorchSharp.torch;
+
+namespace PeftHost.Engine.Peft;
+
+/// <summary>
+/// PEFT's adapter folder: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> whose keys
+/// carry the <c>base_model.model.</c> prefix with the adapter name removed (prompt learning saves
+/// <c>prompt_embeddings</c> without a prefix), metadata <c>{"format": "pt"}</c>.
+/// </summary>
+public static class AdapterFolder
+{
+    /// <summary>PEFT's config file name.</summary>
+    public const string ConfigFile = "adapter_config.json";
+
+    /// <summary>PEFT's safetensors weights file name.</summary>
+    public const string WeightsFile = "adapter_model.safetensors";
+
+    /// <summary>The prefix PEFT's PeftModel puts before module paths.</summary>
+    public const string KeyPrefix = "base_model.model.";
+
+    /// <summary>Where PEFT's save_pretrained writes an adapter: the folder itself for "default", else a sub-folder named after it.</summary>
+    public static string AdapterDirectory(string root, string adapter) => adapter == "default" ? root : Path.Combine(root, adapter);
+
+    /// <summary>Writes one adapter (config as PEFT writes it: sorted keys, indent 2, inference_mode true).</summary>
+    public static void Write(string folder, AdapterState state, bool prefixKeys)
+    {
+        Directory.CreateDirectory(folder);
+        JsonObject config = (JsonObject)state.Config.DeepClone();
+        config["inference_mode"] = true;
+        string json = Sorted(config)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
+        WriteAtomically(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile),
+            state.Tensors.Select(t => SafetensorsTensors.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value)).ToList(),
+            new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>
+    /// Reads an adapter folder as plain data. Keys lose the <c>base_model.model.</c> prefix.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No config, or no safetensors weights (a pickle-only folder is refused by name).</exception>
+    public static AdapterState Read(string folder, string adapterName)
+    {
+        string configPath = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(configPath))
+            throw new FileNotFoundException($"No {ConfigFile} in {Path.GetFullPath(folder)}: not a PEFT adapter folder.", configPath);
+        JsonObject config;
+        try
+        {
+            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+                ?? throw new InvalidDataException($"{configPath}: the config is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{configPath}: invalid JSON: {e.Message}", e);
+        }
+        if (config["peft_type"] is null) throw new InvalidDataException($"{configPath}: no 'peft_type' field.");
+
+        string weights = Path.Combine(folder, WeightsFile);
+        if (!File.Exists(weights))
+        {
+            if (File.Exists(Path.Combine(folder, "adapter_model.bin")))
+                throw new FileNotFoundException($"{folder} has only adapter_model.bin, a pickle file, which PeftHost never loads (it can run code). Convert it to {WeightsFile} with PEFT (save_pretrained(..., safe_serialization=True)).", weights);
+            throw new FileNotFoundException($"No {WeightsFile} in {Path.GetFullPath(folder)}.", weights);
+        }
+        using SafetensorsFile file = SafetensorsFile.Open(weights);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (SafetensorsTensorInfo info in file.Tensors)
+        {
+            string key = info.Name.StartsWith(KeyPrefix, StringComparison.Ordinal) ? info.Name[KeyPrefix.Length..] : info.Name;
+            tensors[key] = SafetensorsTensors.Read(file, info.Name);
+        }
+        return new AdapterState(adapterName, config, tensors);
+    }
+
+    // PEFT writes its config with json.dumps(sort_keys=True).
+    private static JsonNode? Sorted(JsonNode? node) => node switch
+    {
+        JsonObject o => new JsonObject(o.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Sorted(p.Value)))),
+        JsonArray a => new JsonArray([.. a.Select(Sorted)]),
+        _ => node?.DeepClone(),
+    };
+
+    private static void WriteAtomically(string path, byte[] bytes)
+    {
+        string temp = path + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
+        File.WriteAllBytes(temp, bytes);
+        File.Move(temp, path, overwrite: true);
+    }
+}
