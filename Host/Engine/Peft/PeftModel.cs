@@ -25,6 +25,8 @@ public sealed class PeftModel : IDisposable
     private readonly List<TunerSlot> _slots = [];
     private readonly List<string> _adapterOrder = [];
     private readonly Dictionary<string, string> _adapterTypes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ModulesToSaveWrapper> _wrappers = new(StringComparer.Ordinal);
+    private readonly ModelSurgeon _wrapperSurgeon;
     private List<string> _active = [];
     private bool _enabled = true;
     private bool _disposed;
@@ -37,6 +39,7 @@ public sealed class PeftModel : IDisposable
         // As PEFT's get_peft_model: the base is frozen; only adapter parameters train.
         foreach (var p in baseModel.parameters()) p.requires_grad = false;
         _logger = catalog.LoggerFactory.CreateLogger<PeftModel>();
+        _wrapperSurgeon = new ModelSurgeon(baseModel);
         catalog.Register(this);
     }
 
@@ -58,6 +61,7 @@ public sealed class PeftModel : IDisposable
     public void AddAdapter(string name, JsonObject config) => Write(() =>
     {
         EnsureNewName(name);
+        config = WithTaskModules(config);
         string peftType = config["peft_type"]?.GetValue<string>() ?? throw new ArgumentException($"Adapter '{name}': the config has no peft_type.");
         TunerSlot slot = SlotFor(peftType, out bool created);
         try
@@ -69,6 +73,7 @@ public sealed class PeftModel : IDisposable
             if (created) DropSlot(slot);
             throw;
         }
+        AddModulesToSave(name, config, slot, created, tensors: null);
         Registered(name, peftType);
     });
 
@@ -76,16 +81,20 @@ public sealed class PeftModel : IDisposable
     public void ImportAdapter(AdapterState state) => Write(() =>
     {
         EnsureNewName(state.Name);
+        IReadOnlyList<string> savedPaths = ModulesToSavePaths(state.Config);
+        bool OwnedByWrapper(string key) => savedPaths.Any(p => key.StartsWith(p + ".", StringComparison.Ordinal));
+        var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !OwnedByWrapper(t.Key)).ToDictionary(t => t.Key, t => t.Value), state.PluginState);
         TunerSlot slot = SlotFor(state.PeftType, out bool created);
         try
         {
-            Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
+            Guard(slot, "apply", () => slot.Model.ImportAdapter(tunerState));
         }
         catch
         {
             if (created) DropSlot(slot);
             throw;
         }
+        AddModulesToSave(state.Name, state.Config, slot, created, state.Tensors.Where(t => OwnedByWrapper(t.Key)).ToDictionary(t => t.Key, t => t.Value));
         Registered(state.Name, state.PeftType);
     });
 
@@ -93,7 +102,14 @@ public sealed class PeftModel : IDisposable
     public AdapterState ExportAdapter(string name) => Read(() =>
     {
         TunerSlot slot = SlotOf(name);
-        return Guard(slot, "export", () => slot.Model.ExportAdapter(name));
+        AdapterState state = Guard(slot, "export", () => slot.Model.ExportAdapter(name));
+        var saved = _wrappers.Values.Where(w => w.Adapters.Contains(name)).ToList();
+        if (saved.Count == 0) return state;
+        var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
+        using (no_grad())
+            foreach (ModulesToSaveWrapper w in saved)
+                foreach ((string key, Tensor value) in w.AdapterTensors(name)) tensors[key] = value.detach().to(CPU).clone();
+        return state with { Tensors = tensors };
     });
 
     /// <summary>
@@ -157,6 +173,11 @@ public sealed class PeftModel : IDisposable
         _adapterTypes.Remove(name);
         _active.Remove(name);
         if (slot.Model.Adapters.Count == 0) DropSlot(slot);
+        foreach (ModulesToSaveWrapper w in _wrappers.Values.Where(w => w.Adapters.Contains(name)).ToList())
+        {
+            w.DeleteAdapter(name);
+            if (w.Adapters.Count == 0) RemoveWrapper(w);
+        }
         ApplyActive();
     });
 
@@ -181,6 +202,7 @@ public sealed class PeftModel : IDisposable
             if (!value) foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
             _enabled = value;
             foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
+            foreach (ModulesToSaveWrapper w in _wrappers.Values) w.Disabled = !value;
         });
     }
 
@@ -257,6 +279,12 @@ public sealed class PeftModel : IDisposable
             {
                 if (unmerge) Guard(slot, "unmerge", slot.Model.Unmerge);
                 DropSlot(slot);
+            }
+            // merge_and_unload keeps the active adapter's copy of each saved module (PEFT puts the copy in place).
+            foreach (ModulesToSaveWrapper w in _wrappers.Values.ToList())
+            {
+                if (!unmerge && w.ActiveAdapter is { } a && w.Adapters.Contains(a)) CopyInto(w.CopyOf(a), w.Original);
+                RemoveWrapper(w);
             }
             _adapterOrder.Clear();
             _adapterTypes.Clear();
@@ -407,6 +435,7 @@ public sealed class PeftModel : IDisposable
         Write(() =>
         {
             foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
+            foreach (ModulesToSaveWrapper w in _wrappers.Values.ToList()) RemoveWrapper(w);
             _adapterOrder.Clear();
             _adapterTypes.Clear();
             _active.Clear();
@@ -475,10 +504,104 @@ public sealed class PeftModel : IDisposable
 
     private void ApplyActive()
     {
+        foreach (ModulesToSaveWrapper w in _wrappers.Values) w.ActiveAdapter = _active.FirstOrDefault(w.Adapters.Contains);
         foreach (TunerSlot slot in _slots)
         {
             var mine = _active.Where(a => _adapterTypes.TryGetValue(a, out string? t) && t == slot.PeftType).ToList();
             Guard(slot, "set active adapters", () => slot.Model.SetActiveAdapters(mine));
+        }
+    }
+
+    // PEFT's task_type SEQ_CLS: the classification head ("classifier" or "score") joins modules_to_save.
+    private JsonObject WithTaskModules(JsonObject config)
+    {
+        if (config["task_type"]?.GetValue<string>() != "SEQ_CLS") return config;
+        var heads = new[] { "classifier", "score" };
+        JsonObject copy = (JsonObject)config.DeepClone();
+        var list = copy["modules_to_save"] as JsonArray ?? new JsonArray();
+        foreach (string head in heads)
+            if (!list.Any(n => n?.GetValue<string>() == head)) list.Add(head);
+        copy["modules_to_save"] = list;
+        return copy;
+    }
+
+    // The module paths a config's modules_to_save selects (a path equal to a name or ending in ".name").
+    private IReadOnlyList<string> ModulesToSavePaths(JsonObject config)
+    {
+        if (config["modules_to_save"] is not JsonArray names || names.Count == 0) return [];
+        var wanted = names.Select(n => n?.GetValue<string>() ?? "").Where(n => n.Length > 0).ToList();
+        return _wrapperSurgeon.NamedModules()
+            .Where(m => m.Module is not TunerLayer && !m.Path.Contains(".modules_to_save.") && !m.Path.Contains(".original_module")
+                        && wanted.Any(n => m.Path == n || m.Path.EndsWith("." + n, StringComparison.Ordinal)))
+            .Select(m => m.Path).ToList();
+    }
+
+    // Wraps (or extends) each modules_to_save target with a copy for the adapter; with tensors, fills the copies from them.
+    private void AddModulesToSave(string name, JsonObject config, TunerSlot slot, bool slotCreated, Dictionary<string, Tensor>? tensors)
+    {
+        var added = new List<ModulesToSaveWrapper>();
+        try
+        {
+            IReadOnlyList<string> paths = ModulesToSavePaths(config);
+            if (config["modules_to_save"] is JsonArray { Count: > 0 } && paths.Count == 0 && config["task_type"]?.GetValue<string>() != "SEQ_CLS")
+                throw new ArgumentException($"Adapter '{name}': modules_to_save {config["modules_to_save"]!.ToJsonString()} matched no module of the model.");
+            foreach (string path in paths)
+            {
+                if (!_wrappers.TryGetValue(path, out ModulesToSaveWrapper? wrapper))
+                {
+                    var original = _wrapperSurgeon.Get(path) as nn.Module<Tensor, Tensor>
+                        ?? throw new ArgumentException($"modules_to_save: '{path}' is not a Module<Tensor, Tensor>.");
+                    wrapper = new ModulesToSaveWrapper(original, path);
+                    _wrapperSurgeon.Replace(path, wrapper);
+                    _wrappers[path] = wrapper;
+                    wrapper.Disabled = !_enabled;
+                }
+                wrapper.AddAdapter(name);
+                added.Add(wrapper);
+            }
+            if (tensors is not null) FillCopies(name, added, tensors);
+        }
+        catch
+        {
+            foreach (ModulesToSaveWrapper w in added)
+            {
+                w.DeleteAdapter(name);
+                if (w.Adapters.Count == 0) RemoveWrapper(w);
+            }
+            Guard(slot, "delete", () => slot.Model.DeleteAdapter(name));
+            if (slotCreated || slot.Model.Adapters.Count == 0) DropSlot(slot);
+            throw;
+        }
+    }
+
+    private static void FillCopies(string name, List<ModulesToSaveWrapper> wrappers, Dictionary<string, Tensor> tensors)
+    {
+        var expected = wrappers.SelectMany(w => w.AdapterTensors(name)).ToDictionary(t => t.Key, t => t.Value);
+        var missing = expected.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
+        if (missing.Count > 0) throw new InvalidDataException($"Adapter '{name}': modules_to_save tensors missing: {string.Join(", ", missing)}.");
+        using (no_grad())
+            foreach ((string key, Tensor target) in expected)
+            {
+                Tensor source = tensors[key];
+                if (!source.shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"Adapter '{name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
+                target.copy_(source);
+            }
+    }
+
+    private void RemoveWrapper(ModulesToSaveWrapper wrapper)
+    {
+        _wrapperSurgeon.Restore(wrapper.Path);
+        _wrappers.Remove(wrapper.Path);
+        wrapper.Dispose();
+    }
+
+    private static void CopyInto(nn.Module from, nn.Module to)
+    {
+        using (no_grad())
+        {
+            var target = to.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (n, p) in from.named_parameters()) target[n].copy_(p);
         }
     }
 

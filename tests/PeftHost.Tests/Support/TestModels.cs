@@ -58,3 +58,22 @@ internal static class Tensors
 {
     public static double MaxAbsDiff(Tensor a, Tensor b) => (a - b).abs().max().item<float>();
 }
+
+/// <summary>A tiny sequence classifier: encoder projections and a "classifier" head, as BERT names it.</summary>
+internal sealed class TinyClassifier : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> query;
+    private readonly nn.Module<Tensor, Tensor> value;
+    private readonly nn.Module<Tensor, Tensor> classifier;
+
+    public TinyClassifier(int hidden = 8, int labels = 2, int seed = 3) : base(nameof(TinyClassifier))
+    {
+        torch.manual_seed(seed);
+        query = nn.Linear(hidden, hidden);
+        value = nn.Linear(hidden, hidden);
+        classifier = nn.Linear(hidden, labels);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => classifier.forward(torch.tanh(query.forward(x)) * value.forward(x));
+}
