@@ -20,12 +20,13 @@ public static class TokenizerLoader
 
         TokenizerConfig config = TokenizerConfig.Read(modelDir);
         string json = Path.Combine(modelDir, "tokenizer.json");
-        if (File.Exists(json))
+        string vocab = Path.Combine(modelDir, "vocab.txt");
+        // BERT repositories ship a WordPiece tokenizer.json beside vocab.txt: the latter is the one read.
+        if (File.Exists(json) && !(File.Exists(vocab) && IsWordPieceJson(json)))
         {
             return HfJsonTokenizer.Load(json, config);
         }
 
-        string vocab = Path.Combine(modelDir, "vocab.txt");
         if (File.Exists(vocab))
         {
             return WordPieceTextTokenizer.Load(vocab, config);
@@ -43,5 +44,12 @@ public static class TokenizerLoader
         ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
         ArgumentNullException.ThrowIfNull(config);
         return HfJsonTokenizer.Load(tokenizerJsonPath, config);
+    }
+
+    private static bool IsWordPieceJson(string path)
+    {
+        using System.Text.Json.JsonDocument doc = JsonFields.Parse(path);
+        var root = new JsonFields(path, doc.RootElement, "");
+        return root.TryGet("model", out JsonFields model) && model.OptionalString("type") == "WordPiece";
     }
 }

@@ -93,4 +93,17 @@ public sealed class ByteLevelBpeTests
         Assert.Equal([5, 0, 4, 6, 7, 8, 9], t.Encode("a abc1234"));
         Assert.Equal("a abc1234", t.Decode(t.Encode("a abc1234"), skipSpecialTokens: true));
     }
+
+    [Fact]
+    public void Lstrip_added_token_absorbs_the_space_before_it()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        string json = TokenizerTestFiles.Gpt2Tiny.Replace(
+            "\"special\": true }",
+            "\"special\": true },\n    { \"id\": 19, \"content\": \"<mask>\", \"lstrip\": true, \"normalized\": false, \"special\": true }",
+            StringComparison.Ordinal);
+        TokenizerTestFiles.Write(dir, "tokenizer.json", json);
+        ITextTokenizer t = TokenizerLoader.FromDirectory(dir);
+        Assert.Equal([11, 19, 15], t.Encode("hello <mask> world"));
+    }
 }

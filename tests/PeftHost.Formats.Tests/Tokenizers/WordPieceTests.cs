@@ -48,4 +48,13 @@ public sealed class WordPieceTests
         ITextTokenizer t = Load(lowerCase: true);
         Assert.Equal("unaffable the", t.Decode([2, 5, 6, 7, 8, 3], skipSpecialTokens: true));
     }
+
+    [Fact]
+    public void A_word_piece_tokenizer_json_beside_vocab_txt_defers_to_vocab_txt()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerTestFiles.Write(dir, "vocab.txt", Vocab);
+        TokenizerTestFiles.Write(dir, "tokenizer.json", """{ "model": { "type": "WordPiece", "vocab": { "[UNK]": 0 } } }""");
+        Assert.Equal([2, 5, 6, 7, 3], TokenizerLoader.FromDirectory(dir).Encode("unaffable"));
+    }
 }
