@@ -12,6 +12,7 @@ var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-r
 root.Subcommands.Add(DoctorCommand.Create(plugins));
 root.Subcommands.Add(PluginsCommand.Create(plugins));
 root.Subcommands.Add(DemoCommand.Create(plugins));
+root.Subcommands.Add(AdapterCommand.Create());
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
 root.Subcommands.Add(bench);

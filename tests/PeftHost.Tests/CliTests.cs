@@ -75,3 +75,24 @@ public class CliTests
         Assert.Contains("max |output - base| = 0 ", stdout);
     }
 }
+
+public class AdapterInspectCliTests
+{
+    [Fact]
+    public void Adapter_inspect_shows_the_conformance_adapters_config_tensors_and_parameter_count()
+    {
+        string dir = Path.Combine(Conformance.Root, "lora_qv", "adapter");
+        (int code, string stdout, string stderr) = Cli.Run("adapter", "inspect", dir, "--json");
+        Assert.True(code == 0, stderr);
+        JsonNode o = JsonNode.Parse(stdout)!;
+        Assert.Equal("LORA", o["config"]!["peft_type"]!.GetValue<string>());
+        Assert.Equal(8, o["tensors"]!.AsObject().Count);
+        Assert.Equal(new long[] { 32, 8 }, o["tensors"]!["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"]!["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray());
+        // r=8 on q (64->64) and v (64->32), 2 layers: 2 * (8*64 + 64*8 + 8*64 + 32*8) = 3584.
+        Assert.Equal(3584, o["parameters"]!.GetValue<long>());
+
+        (int missing, _, string err) = Cli.Run("adapter", "inspect", Path.Combine(dir, "nope"));
+        Assert.Equal(2, missing);
+        Assert.Contains("No adapter_config.json", err);
+    }
+}
