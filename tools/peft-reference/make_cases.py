@@ -422,9 +422,9 @@ def case_lora_modules_to_save_bert(out):
                   "after merge_and_unload() (classifier replaced by its modules_to_save copy)")
     c.meta["merged_vs_unmerged_max_abs_diff"] = (ml - ref).abs().max().item()
     c.meta["notes"] += [
-        "task_type SEQ_CLS makes PEFT add modules_to_save=['classifier','score'] automatically ('score' absent in BERT); "
-        "the saved config shows modules_to_save=null? -- see adapter_config_saved; the weights are saved as "
-        "base_model.model.classifier.weight/.bias (the 'modules_to_save.default' part stripped)",
+        "task_type SEQ_CLS makes PEFT add modules_to_save=['classifier','score'] automatically ('score' does not exist "
+        "in BERT); the saved adapter_config.json lists both; the trained copy is saved as "
+        "base_model.model.classifier.weight/.bias ('modules_to_save.default' stripped) and replaces the base classifier",
         "the pooler and the base classifier (original_module) are not in the adapter file"]
     c.finish()
 
@@ -477,11 +477,12 @@ def case_lora_multi_adapter(out):
     c.meta["notes"] += [
         "both adapters have r=4 (linear needs equal ranks); 'other' has alpha 16, targets v_proj,o_proj,up_proj",
         "the combined adapter gets r=new_rank and lora_alpha=new_rank (scaling 1), target_modules = union",
-        "linear: per module, A = sum_i sqrt(w_i*scaling_i)*A_i (cat'd? no: summed) and B = sum_i sqrt(w_i*scaling_i)*B_i "
+        "linear: per module, A = sum_i sqrt(w_i*scaling_i)*A_i and B = sum_i sqrt(w_i*scaling_i)*B_i "
         "over the adapters present in that module (so cross terms appear where both adapters target the module, "
         "here v_proj); see peft/tuners/lora/model.py _generalized_task_arithmetic_weighted_adapter",
-        "svd: delta = sum_i w_i*scaling_i*B_i@A_i, then U,S,Vh = svd(delta); B = U[:, :r]*S[:r], A = Vh[:r] (r = max rank "
-        "= 4) -- see _svd_generalized_task_arithmetic_weighted_adapter",
+        "svd: delta = sum_i w_i*scaling_i*B_i@A_i over the adapters present in the module, then U,S,Vh = "
+        "torch.linalg.svd(delta, full_matrices=True); B = U[:, :r] @ diag(S[:r]), A = Vh[:r] (r = max rank = 4, no "
+        "clamp) -- see _svd_generalized_task_arithmetic_weighted_adapter",
         "no logits_adapter/logits_merged here: logits_default is the 'default' adapter active"]
     c.finish()
 
@@ -501,10 +502,22 @@ def case_ia3_llama(out):
 def case_adalora_llama(out):
     cfg = AdaLoraConfig(task_type=TaskType.CAUSAL_LM, init_r=4, target_r=2, lora_alpha=8, total_step=100,
                         target_modules=["q_proj", "v_proj"])
-    c = standard_lora_case(out, "adalora_llama", cfg, notes=[
+    def ab_perturb(pm, gen, rec):
+        # PEFT's N(0, 0.02) init of A and B makes the adapter's effect ~1e-2 on the logits: give them trained-size values
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if ".lora_A." in n or ".lora_B." in n:
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+                    rec.append({"name": n, "rule": "randn*0.3 (replaces PEFT's normal(0, 0.02) init)"})
+
+    c = standard_lora_case(out, "adalora_llama", cfg, extra_perturb=ab_perturb, notes=[
+        "the saved config also carries r=8 (LoraConfig's default, unused by AdaLoRA: the rank is init_r)",
+        "saved keys: lora_A [r, in], lora_B [out, r], lora_E [r, 1] (plain parameters: no '.weight'); ranknum is not saved",
         "AdaLoRA: no training and no update_and_allocate, so every module keeps rank init_r=4 and the saved "
-        "config's rank_pattern is null; lora_E (zeros at init) was perturbed; lora_A/lora_B have PEFT's normal(0,0.02) init",
-        "forward: y = base(x) + (dropout(x) @ (A*E).T @ B.T) * scaling / (ranknum + 1e-5), ranknum = r (not saved)",
+        "config's rank_pattern is null; lora_E (zeros at init) := randn*0.1, then lora_A/lora_B := randn*0.3 (same "
+        "generator, after lora_E) because PEFT's normal(0, 0.02) init leaves the adapter nearly invisible",
+        "forward: y = base(x) + (dropout(x) @ (A*E).T @ B.T) * scaling / (ranknum + 1e-5) with scaling = lora_alpha "
+        "(=8, NOT alpha/r) and ranknum = r = 4 (a buffer-like parameter, not saved)",
         "logits_merged: merge_and_unload works for AdaLoRA too (same delta: B@(A*E)*scaling/(ranknum+1e-5))"])
     c.finish()
 
@@ -648,8 +661,13 @@ def case_lora_mixed_batch(out):
         "the generator injects adapter_names into each LoraLayer.forward itself (mixed_forward) and PEFT's "
         "_mixed_batch_forward does the routing; mixed_row_check_max_abs_diff confirms row i equals the single-adapter "
         "logits of names[i]",
-        "PEFT strips the adapter name from saved keys with a plain str.replace('.'+name, '') -- short names like 'a'/'b' "
-        "would corrupt keys containing '.a'/'.b' (e.g. '.bias'); no such keys here"]
+        "PEFT 0.13.2 KEY POLLUTION with short adapter names: get_peft_model_state_dict keeps keys where "
+        "`'lora_' in k and adapter_name in k` (substring test) -- 'a' and 'b' occur in every key ('base_model'), so "
+        "adapter/a/adapter_model.safetensors ALSO holds adapter b's tensors under keys '...lora_A.b.weight' and "
+        "adapter/b/ holds a's under '...lora_A.a.weight'; then the name is removed with str.replace('.'+name, ''). "
+        "On load PEFT maps '...lora_A.b.weight' to '...lora_A.a.b.weight', which matches no parameter and is silently "
+        "dropped (load_state_dict strict=False), so reloading still reproduces the logits exactly. A loader must "
+        "ignore such foreign keys (keys whose part after lora_A/lora_B is not just 'weight')"]
     c.finish()
 
 
