@@ -66,11 +66,11 @@ PERTURB_RULE = ("after get_peft_model: every adapter parameter whose PEFT initia
                 "m * (1 + randn(shape)*0.1); randn from torch.Generator().manual_seed(101), parameters in "
                 "named_parameters() order (only those listed in perturbed_parameters)")
 
-LLAMA_KW = dict(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+LLAMA_KW = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=10000.0,
                 initializer_range=0.2, tie_word_embeddings=False)
-GPT2_KW = dict(vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_positions=64, initializer_range=0.2)
-BERT_KW = dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+GPT2_KW = dict(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=32, n_inner=64, initializer_range=0.2)
+BERT_KW = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                max_position_embeddings=32, type_vocab_size=2, num_labels=2, initializer_range=0.2)
 
 
@@ -135,7 +135,7 @@ def save_logits(path, t):
     return list(t.shape)
 
 
-def randint_ids(batch, seq, vocab=128, seed=SEED_INPUTS):
+def randint_ids(batch, seq, vocab=64, seed=SEED_INPUTS):
     return torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
