@@ -83,12 +83,13 @@ public sealed class LoraEmbedding : LoraLayer
             Tensor aT = lora_embedding_A[adapter].t();
             Tensor bT = lora_embedding_B[adapter].t();
             double scaling = Scaling(adapter);
-            Tensor lora = Embed(input, aT).matmul(bT) * scaling;
+            Tensor lora = Embed(input, aT).matmul(bT);
             if (!UsesDora(adapter))
             {
-                result = result + lora;
+                result = result.add_(lora, alpha: scaling);
                 continue;
             }
+            lora = lora * scaling;
             Tensor norm;
             using (no_grad())
             {

@@ -119,7 +119,8 @@ public class LoraLinear : LoraLayer
             double scaling = Scaling(adapter);
             if (!UsesDora(adapter))
             {
-                result = result + b.forward(a.forward(Dropout(adapter).forward(x))) * scaling;
+                // In place: the base output is a fresh tensor nothing else holds, and its backward does not need it.
+                result = result.add_(b.forward(a.forward(Dropout(adapter).forward(x))), alpha: scaling);
                 continue;
             }
             Tensor xd = Dropout(adapter).forward(x);

@@ -90,6 +90,21 @@ public class LoraForwardTests
     }
 
     [Fact]
+    public void Fan_in_fan_out_on_a_linear_is_corrected_to_false_as_peft_does()
+    {
+        var model = new OneLinear(8, 6);
+        using var x = torch.randn(2, 8);
+        using var baseOut = model.forward(x);
+        using ITunerModel tuner = Apply(model, Config(("target_modules", List("linear")), ("r", 2), ("lora_alpha", 2), ("fan_in_fan_out", true), ("init_lora_weights", false)));
+        var p = Params(model);
+        using var expected = baseOut + x.matmul(p["linear.lora_A.default.weight"].t()).matmul(p["linear.lora_B.default.weight"].t());
+        using var actual = model.forward(x);
+        Assert.True(Diff(actual, expected) < 1e-5);
+        using var state = tuner.ExportAdapter("default");
+        Assert.False(state.Config["fan_in_fan_out"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public void Dora_linear_forward_follows_peft_with_a_detached_row_norm_and_the_base_bias_left_alone()
     {
         var model = new OneLinear(8, 6);
