@@ -78,6 +78,20 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// <summary>Adds an adapter's parameters to a layer, initialised as the config says.</summary>
     protected abstract void AddAdapterToLayer(TLayer layer, string path, string adapter, TConfig config);
 
+    /// <summary>
+    /// True while <see cref="ImportAdapter"/> adds the adapter whose tensors it is about to copy in:
+    /// a tuner may skip initialisation there, and must skip any that changes the base model (PiSSA,
+    /// OLoRA), since the imported tensors belong to the base weights as they are.
+    /// </summary>
+    protected bool Importing { get; private set; }
+
+    /// <summary>
+    /// Called after the adapters, the active set or their tensors change (add, import, delete,
+    /// activate): the place for a tuner's trainable-flag rules (PEFT's
+    /// <c>_mark_only_adapters_as_trainable</c>). Default: nothing.
+    /// </summary>
+    protected virtual void OnAdaptersChanged() { }
+
     /// <summary>Tuner-specific non-tensor state of an adapter, as MessagePack bytes (default: none).</summary>
     protected virtual byte[]? ExportPluginState(string adapter) => null;
 
@@ -133,13 +147,22 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         _configs[name] = typed;
         _adapterOrder.Add(name);
         if (_active.Count == 0) SetActiveAdapters([name]);
+        else OnAdaptersChanged();
     }
 
     /// <inheritdoc />
     public void ImportAdapter(AdapterState state)
     {
         TConfig config = ParseConfig(state.Config);
-        AddAdapter(state.Name, config);
+        Importing = true;
+        try
+        {
+            AddAdapter(state.Name, config);
+        }
+        finally
+        {
+            Importing = false;
+        }
         try
         {
             var expected = ExpectedTensors(state.Name);
@@ -160,6 +183,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                 }
             }
             ImportPluginState(state.Name, state.PluginState);
+            OnAdaptersChanged();
         }
         catch
         {
@@ -192,6 +216,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             if (layer.Adapters.Count == 0) RemoveLayer(path);
         }
         if (_active.Contains(name)) SetActiveAdapters(_active.Where(a => a != name).ToList());
+        else OnAdaptersChanged();
     }
 
     /// <inheritdoc />
@@ -201,6 +226,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             if (!_configs.ContainsKey(n)) throw new KeyNotFoundException($"No adapter named '{n}' (adapters: {string.Join(", ", _adapterOrder)}).");
         _active = [.. names];
         foreach (TLayer layer in _layers.Values) layer.ActiveAdapters = _active;
+        OnAdaptersChanged();
     }
 
     /// <inheritdoc />

@@ -1,3 +1,4 @@
+using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -6,25 +7,33 @@ using static TorchSharp.torch;
 namespace PeftHost.Plugins.Lora;
 
 /// <summary>
-/// LoRA on a linear layer: y = base(x) + B(A(dropout(x))) * scaling, with A: in → r and B: r → out,
-/// registered as <c>lora_A.&lt;adapter&gt;</c> and <c>lora_B.&lt;adapter&gt;</c> as in PEFT. The
-/// low-rank path is computed as two small products; the full delta is never formed here.
+/// LoRA on a linear layer (PEFT's <c>lora.Linear</c>): y = base(x) + B(A(dropout(x))) · scaling,
+/// with <c>lora_A.&lt;adapter&gt;.weight</c> [r, in] and <c>lora_B.&lt;adapter&gt;.weight</c> [out, r].
+/// With DoRA: y = base(x) + (m/‖W + ΔW‖ − 1) · (x_d Wᵀ) + m/‖W + ΔW‖ · B(A(x_d)) · scaling, the norm
+/// detached, x_d = dropout(x), so the base bias is not rescaled (PEFT's <c>DoraLinearLayer</c>).
 /// </summary>
-public sealed class LoraLinear : TunerLayer
+/// <remarks>
+/// The weight layout is [out, in]; <see cref="LoraConv1D"/> reuses everything with the transposed
+/// layout of GPT-2's Conv1D (PEFT's <c>fan_in_fan_out</c>).
+/// </remarks>
+public class LoraLinear : LoraLayer
 {
     private readonly AdapterModuleDict<Linear> lora_A = new();
     private readonly AdapterModuleDict<Linear> lora_B = new();
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
-    private readonly Dictionary<string, double> _scaling = new(StringComparer.Ordinal);
 
-    /// <summary>Wraps a linear layer of shape out x in.</summary>
-    public LoraLinear(Linear baseLayer) : base(nameof(LoraLinear), baseLayer)
+    /// <summary>Wraps a linear layer (weight [out, in]).</summary>
+    public LoraLinear(Linear baseLayer)
+        : this(nameof(LoraLinear), baseLayer, baseLayer.weight!, baseLayer.bias, baseLayer.weight!.shape[1], baseLayer.weight.shape[0], fanInFanOut: false) { }
+
+    /// <summary>Wraps a linear-like layer whose weight is stored [in, out] when <paramref name="fanInFanOut"/>.</summary>
+    protected LoraLinear(string name, nn.Module<Tensor, Tensor> baseLayer, Parameter weight, Parameter? bias, long inFeatures, long outFeatures, bool fanInFanOut)
+        : base(name, baseLayer, weight, bias)
     {
-        InFeatures = baseLayer.weight!.shape[1];
-        OutFeatures = baseLayer.weight.shape[0];
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        FanInFanOut = fanInFanOut;
         register_module("lora_A", lora_A);
         register_module("lora_B", lora_B);
-        register_module("lora_dropout", lora_dropout);
     }
 
     /// <summary>The base layer's input size.</summary>
@@ -33,22 +42,24 @@ public sealed class LoraLinear : TunerLayer
     /// <summary>The base layer's output size.</summary>
     public long OutFeatures { get; }
 
+    /// <summary>Whether the base weight is stored [in, out] (GPT-2's Conv1D).</summary>
+    public bool FanInFanOut { get; }
+
     /// <inheritdoc />
-    public override IReadOnlyCollection<string> Adapters => _scaling.Keys;
+    protected override int NormDim => FanInFanOut ? 0 : 1;
 
-    /// <summary>The scaling of an adapter.</summary>
-    public double Scaling(string adapter) => _scaling[adapter];
-
-    /// <summary>Adds an adapter of rank <paramref name="r"/>, initialised as PEFT does.</summary>
-    public void AddAdapter(string adapter, int r, double scaling, double dropout, string init)
+    /// <inheritdoc />
+    protected override void CreateFactors(string adapter, int r, double scaling, string? init, string path)
     {
-        Tensor weight = BaseLayer is Linear l ? l.weight! : throw new InvalidOperationException("LoRA base layer is not Linear.");
-        var a = nn.Linear(InFeatures, r, hasBias: false, device: weight.device, dtype: weight.dtype);
-        var b = nn.Linear(r, OutFeatures, hasBias: false, device: weight.device, dtype: weight.dtype);
-        using (no_grad())
+        // nn.Linear's own initialisation is Kaiming-uniform (a = √5), which init_lora_weights=false keeps for both.
+        var a = nn.Linear(InFeatures, r, hasBias: false, device: Weight.device, dtype: Weight.dtype);
+        var b = nn.Linear(r, OutFeatures, hasBias: false, device: Weight.device, dtype: Weight.dtype);
+        try
         {
             switch (init)
             {
+                case null or "false":
+                    break;
                 case "true":
                     nn.init.kaiming_uniform_(a.weight!, a: Math.Sqrt(5));
                     nn.init.zeros_(b.weight!);
@@ -57,35 +68,91 @@ public sealed class LoraLinear : TunerLayer
                     nn.init.normal_(a.weight!, std: 1.0 / r);
                     nn.init.zeros_(b.weight!);
                     break;
-                // "false": keep nn.Linear's own initialisation of both (a non-zero delta, for tests).
+                case "olora":
+                    SetFromBaseWeight(a, b, LoraInit.Olora(OutIn(Weight), r, scaling, path));
+                    break;
+                case "pissa":
+                    SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(Weight), r, scaling, null, path));
+                    break;
+                case var s when s.StartsWith("pissa_niter_", StringComparison.Ordinal):
+                    SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(Weight), r, scaling, int.Parse(s["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture), path));
+                    break;
+                default:
+                    throw new TunerConfigException($"adapter config field 'init_lora_weights': unknown initialisation '{init}'.");
             }
+        }
+        catch
+        {
+            a.Dispose();
+            b.Dispose();
+            throw;
         }
         lora_A.Add(adapter, a);
         lora_B.Add(adapter, b);
-        lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
-        _scaling[adapter] = scaling;
     }
 
     /// <inheritdoc />
-    public override void DeleteAdapter(string adapter)
+    protected override void RemoveFactors(string adapter)
     {
-        if (!_scaling.Remove(adapter)) return;
         lora_A.Remove(adapter);
         lora_B.Remove(adapter);
-        lora_dropout.Remove(adapter);
+    }
+
+    /// <inheritdoc />
+    public override Tensor DeltaWeight(string adapter)
+    {
+        using var scope = NewDisposeScope();
+        Tensor product = Product(lora_B[adapter].weight!, lora_A[adapter].weight!).mul_(Scaling(adapter));
+        return scope.MoveToOuter(FanInFanOut ? product.t().contiguous() : product);
     }
 
     /// <inheritdoc />
     protected override Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters)
     {
+        using var scope = NewDisposeScope();
         Tensor result = BaseLayer.forward(input);
+        ScalarType resultType = result.dtype;
         foreach (string adapter in activeAdapters)
         {
-            using var scope = NewDisposeScope();
-            Tensor delta = lora_B[adapter].forward(lora_A[adapter].forward(lora_dropout[adapter].forward(input)));
-            Tensor sum = result.add_(delta.mul_(_scaling[adapter]));
-            scope.MoveToOuter(sum);
+            Linear a = lora_A[adapter], b = lora_B[adapter];
+            Tensor x = input.to(a.weight!.dtype);
+            double scaling = Scaling(adapter);
+            if (!UsesDora(adapter))
+            {
+                // In place: the base output is a fresh tensor nothing else holds, and its backward does not need it.
+                result = result.add_(b.forward(a.forward(Dropout(adapter).forward(x))), alpha: scaling);
+                continue;
+            }
+            Tensor xd = Dropout(adapter).forward(x);
+            Tensor lora = b.forward(a.forward(xd));
+            Tensor weight = Weight.to(x.dtype);
+            Tensor norm;
+            using (no_grad())
+            {
+                // Detached, as the DoRA paper (section 4.3) and PEFT: the norm gets no gradient.
+                Tensor delta = Product(b.weight!, a.weight!).mul_(scaling);
+                norm = WeightNorm(weight, FanInFanOut ? delta.t() : delta).detach();
+            }
+            Tensor scale = (Magnitude(adapter) / norm).view(1, -1);
+            Tensor baseProduct = FanInFanOut ? xd.matmul(weight) : xd.matmul(weight.t());
+            result = result + (scale - 1) * baseProduct + scale * lora * scaling;
         }
-        return result;
+        return scope.MoveToOuter(result.to(resultType));
+    }
+
+    // PEFT's factor initialisations work on the [out, in] weight; a Conv1D's is transposed.
+    private Tensor OutIn(Tensor weight) => FanInFanOut ? weight.t() : weight;
+
+    private void SetFromBaseWeight(Linear a, Linear b, (Tensor A, Tensor B, Tensor Residual) init)
+    {
+        using (init.A)
+        using (init.B)
+        using (init.Residual)
+        {
+            a.weight!.copy_(init.A);
+            b.weight!.copy_(init.B);
+            // The base weight becomes the residual, as PEFT's pissa_init / olora_init.
+            Weight.copy_(FanInFanOut ? init.Residual.t() : init.Residual);
+        }
     }
 }

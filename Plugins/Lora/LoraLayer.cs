@@ -1,0 +1,210 @@
+using PeftHost.Abstractions.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Plugins.Lora;
+
+/// <summary>
+/// What every LoRA layer shares (PEFT's <c>LoraLayer</c>): per-adapter rank, alpha, scaling,
+/// dropout (<c>lora_dropout.&lt;adapter&gt;</c>) and DoRA magnitude
+/// (<c>lora_magnitude_vector.&lt;adapter&gt;.weight</c>), trainable flags, and merging
+/// W ← W + ΔW (DoRA: W ← m/‖W + ΔW‖ · (W + ΔW)) with its exact inverse.
+/// </summary>
+/// <remarks>
+/// ΔW = scaling · B·A, in the base weight's own layout, is formed only to merge (and by DoRA, whose
+/// column norm needs it, as in PEFT); the unmerged LoRA forward stays two thin products.
+/// </remarks>
+public abstract class LoraLayer : TunerLayer
+{
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
+    private AdapterModuleDict<DoraMagnitude>? lora_magnitude_vector;
+    private readonly Dictionary<string, AdapterSettings> _settings = new(StringComparer.Ordinal);
+    // DoRA merge divides by ‖W + ΔW‖ of the weights before the merge; unmerge needs that same norm.
+    private readonly Dictionary<string, Tensor> _mergedNorms = new(StringComparer.Ordinal);
+
+    /// <summary>Wraps <paramref name="baseLayer"/>, whose live weight is <paramref name="weight"/>.</summary>
+    protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer, Parameter weight, Parameter? bias) : base(name, baseLayer)
+    {
+        Weight = weight;
+        Bias = bias;
+        register_module("lora_dropout", lora_dropout);
+    }
+
+    /// <summary>The base layer's weight (the parameter itself: merging changes it in place).</summary>
+    public Parameter Weight { get; }
+
+    /// <summary>The base layer's bias, or null (trained with <c>bias: lora_only</c>).</summary>
+    public Parameter? Bias { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> Adapters => _settings.Keys;
+
+    /// <inheritdoc />
+    public override bool CanMerge => true;
+
+    /// <summary>The rank of an adapter.</summary>
+    public int Rank(string adapter) => _settings[adapter].R;
+
+    /// <summary>The alpha of an adapter.</summary>
+    public double Alpha(string adapter) => _settings[adapter].Alpha;
+
+    /// <summary>The scaling of an adapter (alpha / r, or alpha / √r with rsLoRA).</summary>
+    public double Scaling(string adapter) => _settings[adapter].Scaling;
+
+    /// <summary>Whether an adapter uses DoRA.</summary>
+    public bool UsesDora(string adapter) => _settings[adapter].UseDora;
+
+    /// <summary>
+    /// The dimension of the base weight that DoRA's norm runs over: the input dimension of the weight
+    /// as stored (1 for a Linear's [out, in], 0 for a Conv1D's [in, out] and an Embedding's [num, dim]).
+    /// </summary>
+    protected abstract int NormDim { get; }
+
+    /// <summary>Adds an adapter as PEFT's <c>update_layer</c> does: factors, dropout, scaling, then DoRA's magnitude.</summary>
+    /// <param name="adapter">The adapter name.</param>
+    /// <param name="r">The rank.</param>
+    /// <param name="alpha">lora_alpha for this module.</param>
+    /// <param name="scaling">alpha / r, or alpha / √r with rsLoRA.</param>
+    /// <param name="dropout">lora_dropout.</param>
+    /// <param name="init">init_lora_weights as text, or null to skip initialisation (the tensors are about to be imported).</param>
+    /// <param name="useDora">Whether to add a DoRA magnitude vector.</param>
+    /// <param name="path">The module path, for error messages.</param>
+    public void AddAdapter(string adapter, int r, double alpha, double scaling, double dropout, string? init, bool useDora, string path)
+    {
+        if (_settings.ContainsKey(adapter)) throw new ArgumentException($"Module '{path}' already holds an adapter named '{adapter}'.", nameof(adapter));
+        if (r <= 0) throw new ArgumentOutOfRangeException(nameof(r), $"LoRA rank for '{path}' must be positive, got {r}.");
+        using (no_grad()) CreateFactors(adapter, r, scaling, init, path);
+        try
+        {
+            lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+            _settings[adapter] = new AdapterSettings(r, alpha, scaling, useDora);
+            if (useDora)
+            {
+                if (lora_magnitude_vector is null)
+                {
+                    // Registered with the first DoRA adapter only, so that plain LoRA layers list no DoRA module.
+                    lora_magnitude_vector = new AdapterModuleDict<DoraMagnitude>();
+                    register_module("lora_magnitude_vector", lora_magnitude_vector);
+                }
+                using (no_grad())
+                {
+                    using Tensor delta = DeltaWeight(adapter);
+                    using Tensor norm = WeightNorm(Weight, delta);
+                    lora_magnitude_vector.Add(adapter, new DoraMagnitude(norm));
+                }
+            }
+        }
+        catch
+        {
+            DeleteAdapter(adapter);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public override void DeleteAdapter(string adapter)
+    {
+        RemoveFactors(adapter);
+        lora_dropout.Remove(adapter);
+        lora_magnitude_vector?.Remove(adapter);
+        if (_mergedNorms.Remove(adapter, out Tensor? norm)) norm.Dispose();
+        _settings.Remove(adapter);
+    }
+
+    /// <summary>Sets whether an adapter's tensors (factors, magnitude) are trainable.</summary>
+    public void SetTrainable(string adapter, bool trainable)
+    {
+        foreach ((_, Tensor value) in AdapterTensors(adapter))
+            if (value.requires_grad != trainable) value.requires_grad = trainable;
+    }
+
+    /// <summary>
+    /// ΔW = scaling · B·A of an adapter in the base weight's layout and dtype (computed in float32
+    /// for half-precision weights, as PEFT does on CPU).
+    /// </summary>
+    public abstract Tensor DeltaWeight(string adapter);
+
+    /// <summary>Creates an adapter's low-rank factors, initialised as <paramref name="init"/> says (null: not at all).</summary>
+    protected abstract void CreateFactors(string adapter, int r, double scaling, string? init, string path);
+
+    /// <summary>Removes an adapter's low-rank factors (no-op when absent).</summary>
+    protected abstract void RemoveFactors(string adapter);
+
+    /// <summary>The adapter's dropout module.</summary>
+    protected nn.Module<Tensor, Tensor> Dropout(string adapter) => lora_dropout[adapter];
+
+    /// <summary>The adapter's DoRA magnitude.</summary>
+    protected Parameter Magnitude(string adapter) => lora_magnitude_vector![adapter].weight;
+
+    /// <summary>‖W + ΔW‖ over <see cref="NormDim"/>: one norm per output feature (DoRA).</summary>
+    protected Tensor WeightNorm(Tensor weight, Tensor delta)
+    {
+        using var sum = weight + delta;
+        return torch.linalg.vector_norm(sum, 2, [NormDim]).to(weight.dtype);
+    }
+
+    /// <summary>m / norm, shaped to broadcast against the base weight.</summary>
+    private Tensor DoraFactor(string adapter, Tensor norm) => (Magnitude(adapter) / norm).unsqueeze(NormDim);
+
+    /// <inheritdoc />
+    protected override void MergeInto(string adapter, bool safeMerge)
+    {
+        using var scope = NewDisposeScope();
+        Tensor delta = DeltaWeight(adapter);
+        Tensor? norm = null;
+        Tensor merged;
+        if (UsesDora(adapter))
+        {
+            norm = WeightNorm(Weight, delta).detach();
+            merged = DoraFactor(adapter, norm) * (Weight + delta);
+        }
+        else
+        {
+            merged = Weight + delta;
+        }
+        // Computed aside and checked before the weight changes: a broken adapter leaves it untouched.
+        if (safeMerge) EnsureFinite(merged, adapter);
+        Weight.copy_(merged);
+        if (norm is not null) _mergedNorms[adapter] = scope.MoveToOuter(norm);
+    }
+
+    /// <inheritdoc />
+    protected override void UnmergeFrom(string adapter)
+    {
+        using var scope = NewDisposeScope();
+        Tensor delta = DeltaWeight(adapter);
+        if (_mergedNorms.Remove(adapter, out Tensor? norm))
+        {
+            using (norm) Weight.copy_(Weight / DoraFactor(adapter, norm) - delta);
+        }
+        else
+        {
+            Weight.sub_(delta);
+        }
+    }
+
+    /// <summary>B·A computed in float32 for half-precision factors (slow half matmuls on CPU), returned in the factors' dtype.</summary>
+    protected static Tensor Product(Tensor b, Tensor a)
+    {
+        if (a.dtype is ScalarType.Float16 or ScalarType.BFloat16)
+        {
+            using Tensor b32 = b.to(ScalarType.Float32), a32 = a.to(ScalarType.Float32), p = b32.matmul(a32);
+            return p.to(a.dtype);
+        }
+        return b.matmul(a);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            foreach (Tensor t in _mergedNorms.Values) t.Dispose();
+            _mergedNorms.Clear();
+        }
+        base.Dispose(disposing);
+    }
+
+    private sealed record AdapterSettings(int R, double Alpha, double Scaling, bool UseDora);
+}
