@@ -1,0 +1,65 @@
+using System.Runtime.InteropServices;
+using PeftHost.Formats.Gguf;
+using PeftHost.Vulkan.Runtime;
+
+namespace PeftHost.Vulkan.Kernels;
+
+/// <summary>
+/// y = W x with W row-major [rows, cols] in a GGML type's block layout (as stored in GGUF) and
+/// float32 x and y. One workgroup per row. Uses 16-bit storage and subgroup reductions when the
+/// context enabled them, else the 32-bit-word and shared-memory fallbacks (same results up to
+/// summation order).
+/// </summary>
+public sealed class MatVecKernel
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct Push(uint Rows, uint Cols);
+
+    private readonly VulkanComputePipeline _pipeline;
+
+    /// <summary>Creates (or reuses) the pipeline for <paramref name="type"/>.</summary>
+    /// <param name="context">The device.</param>
+    /// <param name="type">The weight type.</param>
+    /// <param name="workgroupSize">Invocations per row (power of two, specialization constant 0).</param>
+    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 32)
+    {
+        if (!uint.IsPow2(workgroupSize) || workgroupSize > context.Device.MaxWorkgroupInvocations)
+        {
+            throw new ArgumentOutOfRangeException(nameof(workgroupSize), workgroupSize, "A power of two within the device's workgroup limit.");
+        }
+        Type = type;
+        bool use16 = type != GgmlType.F32 && (context.EnabledFeatures & VulkanFeatures.Storage16Bit) != 0;
+        bool useSubgroup = (context.EnabledFeatures & VulkanFeatures.SubgroupArithmetic) != 0;
+        ShaderName = $"matvec_{GgmlTypeTraits.Name(type)}{(use16 ? "_16bit" : "")}{(useSubgroup ? "_subgroup" : "")}";
+        _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 8, [workgroupSize]));
+        Device = context.Device;
+    }
+
+    /// <summary>The weight type.</summary>
+    public GgmlType Type { get; }
+
+    /// <summary>The shader variant chosen for the device's features.</summary>
+    public string ShaderName { get; }
+
+    private VulkanDeviceInfo Device { get; }
+
+    /// <summary>Records y[rows] = W[rows, cols] x[cols].</summary>
+    public void Record(VulkanCommandRecorder recorder, VulkanBuffer weights, VulkanBuffer x, VulkanBuffer y, int rows, int cols)
+    {
+        ArgumentNullException.ThrowIfNull(recorder);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        int block = GgmlTypeTraits.BlockSize(Type);
+        if (cols % block != 0)
+        {
+            throw new ArgumentException($"matvec {GgmlTypeTraits.Name(Type)}: cols {cols} must be a multiple of the block size {block}.");
+        }
+        ulong weightBytes = (ulong)GgmlTypeTraits.ByteCount(Type, cols) * (ulong)rows;
+        string name = $"matvec {GgmlTypeTraits.Name(Type)}";
+        VulkanGrid.Require(weights, weightBytes, "weight", name);
+        VulkanGrid.Require(x, (ulong)cols * 4, "x", name);
+        VulkanGrid.Require(y, (ulong)rows * 4, "y", name);
+        (uint gx, uint gy) = VulkanGrid.Split((ulong)rows, Device.MaxWorkgroupCount);
+        recorder.Dispatch(_pipeline, [weights, x, y], new Push((uint)rows, (uint)cols), gx, gy);
+    }
+}
