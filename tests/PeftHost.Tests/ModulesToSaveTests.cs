@@ -68,6 +68,27 @@ public class ModulesToSaveTests
     }
 
     [Fact]
+    public void Merge_and_unload_puts_the_active_copy_in_place()
+    {
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = PluginDirs.Installed });
+        catalog.Scan();
+        var model = new TinyClassifier();
+        using var x = torch.randn(4, 8);
+        var peft = new PeftModel(model, catalog);
+        JsonObject config = Configs.Lora("query");
+        config["modules_to_save"] = new JsonArray("classifier");
+        peft.AddAdapter("default", config);
+        Train(peft, "default");
+        using var adapted = peft.Forward(x);
+
+        nn.Module plain = peft.MergeAndUnload();
+        using var mergedOut = ((nn.Module<Tensor, Tensor>)plain).forward(x);
+        Assert.True(Tensors.MaxAbsDiff(adapted, mergedOut) < 1e-5);
+        Assert.DoesNotContain(plain.named_modules(), m => m.name.Contains("modules_to_save") || m.name.Contains("original_module"));
+        peft.Dispose();
+    }
+
+    [Fact]
     public void Modules_to_save_that_match_nothing_is_a_clear_error_and_nothing_is_applied()
     {
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = PluginDirs.Installed });
