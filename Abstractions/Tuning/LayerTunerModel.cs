@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
@@ -166,21 +167,26 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         try
         {
             var expected = ExpectedTensors(state.Name);
+            var baseTensors = BaseLayerTensors();
             var missing = expected.Keys.Where(k => !state.Tensors.ContainsKey(k)).ToList();
-            var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k)).ToList();
-            if (missing.Count > 0 || unexpected.Count > 0)
+            if (missing.Count > 0)
                 throw new InvalidDataException($"Adapter '{state.Name}': tensors do not match the model. " +
-                    (missing.Count > 0 ? $"Missing: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? $" (+{missing.Count - 8} more)" : "")}. " : "") +
-                    (unexpected.Count > 0 ? $"Unexpected: {string.Join(", ", unexpected.Take(8))}{(unexpected.Count > 8 ? $" (+{unexpected.Count - 8} more)" : "")}." : ""));
+                    $"Missing: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? $" (+{missing.Count - 8} more)" : "")}.");
+            // As PEFT (load_state_dict with strict=False), keys the model has no place for are ignored; they are reported.
+            var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k) && !baseTensors.ContainsKey(k)).ToList();
+            if (unexpected.Count > 0)
+                Context.Logger.LogWarning("Adapter '{Adapter}': ignoring {Count} tensor(s) the model has no place for: {Keys}", state.Name, unexpected.Count, string.Join(", ", unexpected.Take(8)));
+            // Base-layer tensors saved with the adapter (PEFT saves whole embedding layers it targets) are loaded into the base, as PEFT does.
+            var toCopy = expected.Concat(baseTensors.Where(b => state.Tensors.ContainsKey(b.Key))).ToList();
+            foreach ((string key, Tensor target) in toCopy)
+            {
+                Tensor source = state.Tensors[key];
+                if (!source.shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"Adapter '{state.Name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
+            }
             using (no_grad())
             {
-                foreach ((string key, Tensor target) in expected)
-                {
-                    Tensor source = state.Tensors[key];
-                    if (!source.shape.SequenceEqual(target.shape))
-                        throw new InvalidDataException($"Adapter '{state.Name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
-                    target.copy_(source);
-                }
+                foreach ((string key, Tensor target) in toCopy) target.copy_(state.Tensors[key]);
             }
             ImportPluginState(state.Name, state.PluginState);
             OnAdaptersChanged();
@@ -201,6 +207,12 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         {
             foreach ((string key, Tensor value) in ExpectedTensors(name))
                 tensors[key] = value.detach().to(CPU).clone();
+            foreach ((string path, TLayer layer) in _layers)
+            {
+                if (!layer.Adapters.Contains(name) || !ExportsBaseLayer(path, config)) continue;
+                foreach (var (param, value) in layer.BaseLayer.named_parameters())
+                    tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
+            }
         }
         return new AdapterState(name, config.ToJson(), tensors, ExportPluginState(name));
     }
@@ -284,13 +296,33 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// <summary>The output head's path, left out by <c>all-linear</c> (default: "lm_head" when present).</summary>
     protected virtual string? OutputHeadPath() => Model.Contains("lm_head") ? "lm_head" : null;
 
-    /// <summary>The adapter's tensors in the model by PEFT key (module path + layer key), live, not copies.</summary>
+    /// <summary>The adapter's tensors in the model by PEFT key (module path + saved layer key), live, not copies.</summary>
     protected Dictionary<string, Tensor> ExpectedTensors(string adapter)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach ((string path, TLayer layer) in _layers)
             foreach ((string key, Tensor value) in layer.AdapterTensors(adapter))
-                result[path + "." + key] = value;
+                result[path + "." + SavedKey(key)] = value;
+        return result;
+    }
+
+    /// <summary>
+    /// The key a layer tensor is saved under, relative to the layer (the adapter name already removed).
+    /// Default: unchanged. PEFT renames some (DoRA's <c>lora_magnitude_vector.weight</c> is saved as
+    /// <c>lora_magnitude_vector</c>).
+    /// </summary>
+    protected virtual string SavedKey(string layerKey) => layerKey;
+
+    /// <summary>Whether an adapter's export also carries the base weights of the layer at <paramref name="path"/> (PEFT does for targeted embedding layers).</summary>
+    protected virtual bool ExportsBaseLayer(string path, TConfig config) => false;
+
+    /// <summary>The wrapped base layers' tensors by key (<c>&lt;path&gt;.base_layer.&lt;name&gt;</c>), live.</summary>
+    protected Dictionary<string, Tensor> BaseLayerTensors()
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string path, TLayer layer) in _layers)
+            foreach (var (name, p) in layer.BaseLayer.named_parameters())
+                result[$"{path}.{TunerLayer.BaseLayerName}.{name}"] = p;
         return result;
     }
 

@@ -21,6 +21,19 @@ public sealed class LoraModel(ModelSurgeon model, TunerContext context) : LayerT
     private readonly List<Parameter> _trainableBiases = [];
 
     /// <inheritdoc />
+    // PEFT's EMBEDDING_LAYER_NAMES: when target_modules names one, save_pretrained also saves that layer's base weights.
+    private static readonly string[] EmbeddingLayerNames = ["embed_tokens", "lm_head"];
+
+    /// <inheritdoc />
+    protected override string SavedKey(string layerKey) =>
+        layerKey == "lora_magnitude_vector.weight" ? "lora_magnitude_vector" : layerKey; // PEFT 0.13 saves DoRA's magnitude without ".weight"
+
+    /// <inheritdoc />
+    protected override bool ExportsBaseLayer(string path, LoraConfig config) =>
+        config.TargetModules?.Names is { } names &&
+        EmbeddingLayerNames.Any(e => names.Contains(e) && (path == e || path.EndsWith("." + e, StringComparison.Ordinal)));
+
+    /// <inheritdoc />
     protected override LoraConfig ParseConfig(JsonObject json) => new(json);
 
     /// <inheritdoc />

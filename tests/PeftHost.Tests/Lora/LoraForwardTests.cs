@@ -127,7 +127,7 @@ public class LoraForwardTests
         actual.sum().backward();
         Assert.NotNull(m.grad);
         using var state = tuner.ExportAdapter("default");
-        Assert.Contains("linear.lora_magnitude_vector.weight", state.Tensors.Keys);
+        Assert.Contains("linear.lora_magnitude_vector", state.Tensors.Keys); // PEFT 0.13 saves it without ".weight" (tests/fixtures/peft/lora_dora_llama)
     }
 
     [Fact]

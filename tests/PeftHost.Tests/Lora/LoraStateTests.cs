@@ -20,12 +20,12 @@ public class LoraStateTests
         using AdapterState state = tuner.ExportAdapter("default");
         Assert.Equal(
         [
-            "embed.lora_embedding_A", "embed.lora_embedding_B", "embed.lora_magnitude_vector.weight",
-            "layers.0.q_proj.lora_A.weight", "layers.0.q_proj.lora_B.weight", "layers.0.q_proj.lora_magnitude_vector.weight",
-            "layers.1.c_fc.lora_A.weight", "layers.1.c_fc.lora_B.weight", "layers.1.c_fc.lora_magnitude_vector.weight",
+            "embed.lora_embedding_A", "embed.lora_embedding_B", "embed.lora_magnitude_vector",
+            "layers.0.q_proj.lora_A.weight", "layers.0.q_proj.lora_B.weight", "layers.0.q_proj.lora_magnitude_vector",
+            "layers.1.c_fc.lora_A.weight", "layers.1.c_fc.lora_B.weight", "layers.1.c_fc.lora_magnitude_vector",
         ], state.Tensors.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal([6L], state.Tensors["embed.lora_magnitude_vector.weight"].shape);
-        Assert.Equal([6L], state.Tensors["layers.1.c_fc.lora_magnitude_vector.weight"].shape);
+        Assert.Equal([6L], state.Tensors["embed.lora_magnitude_vector"].shape);
+        Assert.Equal([6L], state.Tensors["layers.1.c_fc.lora_magnitude_vector"].shape);
         Assert.Equal("LORA", state.PeftType);
     }
 
