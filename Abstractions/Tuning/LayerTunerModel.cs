@@ -49,6 +49,13 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// <inheritdoc />
     public IReadOnlyList<string> ActiveAdapters => _active;
 
+    /// <summary>Replaces the config kept for an adapter (after its weights were swapped in place).</summary>
+    protected void ReplaceConfig(string adapter, TConfig config)
+    {
+        if (!_configs.ContainsKey(adapter)) throw new KeyNotFoundException($"No adapter named '{adapter}'.");
+        _configs[adapter] = config;
+    }
+
     /// <summary>The config of an adapter.</summary>
     public TConfig GetConfig(string adapter) =>
         _configs.TryGetValue(adapter, out TConfig? c) ? c : throw new KeyNotFoundException($"No adapter named '{adapter}'.");

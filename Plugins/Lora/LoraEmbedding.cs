@@ -65,6 +65,19 @@ public sealed class LoraEmbedding : LoraLayer
     }
 
     /// <inheritdoc />
+    public override (Parameter A, Parameter B) Factors(string adapter) => (lora_embedding_A[adapter], lora_embedding_B[adapter]);
+
+    /// <inheritdoc />
+    protected override void SetFactors(string adapter, Tensor a, Tensor b)
+    {
+        bool trainable = lora_embedding_A[adapter].requires_grad;
+        lora_embedding_A.Remove(adapter);
+        lora_embedding_B.Remove(adapter);
+        lora_embedding_A.Add(adapter, new Parameter(a, trainable));
+        lora_embedding_B.Add(adapter, new Parameter(b, trainable));
+    }
+
+    /// <inheritdoc />
     public override Tensor DeltaWeight(string adapter)
     {
         using var scope = NewDisposeScope();

@@ -125,6 +125,63 @@ public abstract class LoraLayer : TunerLayer
     /// </summary>
     public abstract Tensor DeltaWeight(string adapter);
 
+    /// <summary>The adapter's live factors: A [r, in] and B [out, r] (Embedding: [r, num] and [dim, r]).</summary>
+    public abstract (Parameter A, Parameter B) Factors(string adapter);
+
+    /// <summary>Replaces the adapter's factors by new tensors (another rank), keeping their trainable flag.</summary>
+    protected abstract void SetFactors(string adapter, Tensor a, Tensor b);
+
+    /// <summary>
+    /// Pads an adapter's factors with zeros up to <paramref name="targetRank"/> (rows of A, columns of B):
+    /// B·A and the scaling do not change, and any adapter of rank up to it can later be swapped in place.
+    /// </summary>
+    public void PadRank(string adapter, int targetRank)
+    {
+        (Parameter a, Parameter b) = Factors(adapter);
+        long r = a.shape[0];
+        if (r == targetRank) return;
+        if (r > targetRank) throw new InvalidOperationException($"Adapter '{adapter}' has rank {r}, above the hotswap rank {targetRank}.");
+        using (no_grad())
+        {
+            Tensor paddedA = torch.zeros([targetRank, a.shape[1]], dtype: a.dtype, device: a.device);
+            Tensor paddedB = torch.zeros([b.shape[0], targetRank], dtype: b.dtype, device: b.device);
+            using (Tensor top = paddedA.narrow(0, 0, r)) top.copy_(a);
+            using (Tensor left = paddedB.narrow(1, 0, r)) left.copy_(b);
+            bool trainable = a.requires_grad;
+            SetFactors(adapter, paddedA.requires_grad_(trainable), paddedB.requires_grad_(trainable));
+        }
+    }
+
+    /// <summary>
+    /// Copies a new adapter's factors (rank ≤ the buffers' rank) into an adapter's buffers in place,
+    /// zeroing the rest, and takes its alpha and scaling: no tensor is allocated for the adapter.
+    /// </summary>
+    public void HotswapFrom(string adapter, Tensor newA, Tensor newB, Tensor? magnitude, double alpha, double scaling)
+    {
+        (Parameter a, Parameter b) = Factors(adapter);
+        long r = newA.shape[0];
+        using (no_grad())
+        {
+            a.zero_();
+            b.zero_();
+            using (Tensor top = a.narrow(0, 0, r)) top.copy_(newA);
+            using (Tensor left = b.narrow(1, 0, r)) left.copy_(newB);
+            if (magnitude is not null) Magnitude(adapter).copy_(magnitude);
+        }
+        _settings[adapter] = _settings[adapter] with { Alpha = alpha, Scaling = scaling };
+    }
+
+    /// <summary>Zeroes an adapter's factors (a hotswapped adapter that does not target this module).</summary>
+    public void ZeroAdapter(string adapter)
+    {
+        (Parameter a, Parameter b) = Factors(adapter);
+        using (no_grad())
+        {
+            a.zero_();
+            b.zero_();
+        }
+    }
+
     /// <summary>Creates an adapter's low-rank factors, initialised as <paramref name="init"/> says (null: not at all).</summary>
     protected abstract void CreateFactors(string adapter, int r, double scaling, string? init, string path);
 

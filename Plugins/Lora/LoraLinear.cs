@@ -99,6 +99,20 @@ public class LoraLinear : LoraLayer
     }
 
     /// <inheritdoc />
+    public override (Parameter A, Parameter B) Factors(string adapter) => (lora_A[adapter].weight!, lora_B[adapter].weight!);
+
+    /// <inheritdoc />
+    protected override void SetFactors(string adapter, Tensor a, Tensor b)
+    {
+        Linear la = lora_A[adapter], lb = lora_B[adapter];
+        Parameter oldA = la.weight!, oldB = lb.weight!;
+        la.weight = new Parameter(a, oldA.requires_grad);
+        lb.weight = new Parameter(b, oldB.requires_grad);
+        oldA.Dispose();
+        oldB.Dispose();
+    }
+
+    /// <inheritdoc />
     public override Tensor DeltaWeight(string adapter)
     {
         using var scope = NewDisposeScope();

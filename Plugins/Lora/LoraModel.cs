@@ -15,12 +15,11 @@ namespace PeftHost.Plugins.Lora;
 /// modules, with per-module rank and alpha from <c>rank_pattern</c> / <c>alpha_pattern</c>, and
 /// PEFT's trainable flags (only the active adapters train; <c>bias</c> adds biases).
 /// </summary>
-public sealed class LoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<LoraConfig, LoraLayer>(model, context)
+public sealed partial class LoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<LoraConfig, LoraLayer>(model, context), IHotswapModel, IWeightedAdapterModel
 {
     // Biases this tuner made trainable (bias "all" / "lora_only"), so it can take them back.
     private readonly List<Parameter> _trainableBiases = [];
 
-    /// <inheritdoc />
     // PEFT's EMBEDDING_LAYER_NAMES: when target_modules names one, save_pretrained also saves that layer's base weights.
     private static readonly string[] EmbeddingLayerNames = ["embed_tokens", "lm_head"];
 

@@ -133,10 +133,17 @@ public sealed class PeftModel : IDisposable
     /// <summary>
     /// Loads a PEFT adapter folder as adapter <paramref name="name"/> (PEFT's <c>load_adapter</c>).
     /// Parameters are frozen unless <paramref name="isTrainable"/>. Nothing is applied on error.
+    /// With <paramref name="hotswap"/>, the weights replace those of the existing adapter
+    /// <paramref name="name"/> in place (no new layers, no new buffers; see <see cref="PrepareForHotswap"/>).
     /// </summary>
-    public void LoadAdapter(string directory, string name, bool isTrainable = false)
+    public void LoadAdapter(string directory, string name, bool isTrainable = false, bool hotswap = false)
     {
         using AdapterState state = AdapterFolder.Read(directory, name);
+        if (hotswap)
+        {
+            Hotswap(state);
+            return;
+        }
         ImportAdapter(state);
         Write(() =>
         {
@@ -163,6 +170,47 @@ public sealed class PeftModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Pads every adapter that supports hotswap to <paramref name="targetRank"/>, so that adapters of
+    /// any rank up to it swap into the same buffers (PEFT's <c>prepare_model_for_compiled_hotswap</c>).
+    /// </summary>
+    public void PrepareForHotswap(int targetRank) => Write(() =>
+    {
+        foreach (TunerSlot slot in _slots)
+            if (slot.Model is IHotswapModel h) Guard(slot, "prepare hotswap", () => h.PrepareForHotswap(targetRank));
+    });
+
+    /// <summary>Replaces the weights (and alpha/scaling) of the existing adapter <c>state.Name</c> in place.</summary>
+    /// <exception cref="NotSupportedException">The adapter's method cannot hotswap.</exception>
+    /// <exception cref="InvalidDataException">The new adapter targets modules the loaded one does not, or does not fit its buffers.</exception>
+    public void Hotswap(AdapterState state) => Write(() =>
+    {
+        TunerSlot slot = SlotOf(state.Name);
+        if (state.PeftType != slot.PeftType)
+            throw new InvalidDataException($"Hotswap into '{state.Name}': the new adapter is {state.PeftType}, the loaded one {slot.PeftType}.");
+        if (slot.Model is not IHotswapModel h) throw new NotSupportedException($"{slot.PeftType} adapters cannot be hotswapped.");
+        var saved = _wrappers.Values.Where(w => w.Adapters.Contains(state.Name)).ToList();
+        var savedKeys = saved.SelectMany(w => w.AdapterTensors(state.Name)).Select(t => t.Key).ToHashSet();
+        var tunerState = state with { Tensors = state.Tensors.Where(t => !savedKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value) };
+        Guard(slot, "hotswap", () => h.Hotswap(state.Name, tunerState));
+        if (saved.Count > 0) FillCopies(state.Name, saved, state.Tensors.ToDictionary(t => t.Key, t => t.Value));
+    });
+
+    /// <summary>
+    /// Adds adapter <paramref name="newName"/> combining <paramref name="adapters"/> with
+    /// <paramref name="weights"/> (PEFT's <c>add_weighted_adapter</c>: "linear", "cat", "svd").
+    /// </summary>
+    public void AddWeightedAdapter(IReadOnlyList<string> adapters, IReadOnlyList<double> weights, string newName, string combinationType = "svd", int? svdRank = null) => Write(() =>
+    {
+        EnsureNewName(newName);
+        var slots = adapters.Select(SlotOf).Distinct().ToList();
+        if (slots.Count != 1) throw new ArgumentException("add_weighted_adapter combines adapters of one method only.");
+        TunerSlot slot = slots[0];
+        if (slot.Model is not IWeightedAdapterModel w) throw new NotSupportedException($"{slot.PeftType} adapters cannot be combined.");
+        Guard(slot, "add weighted adapter", () => w.AddWeightedAdapter(adapters, weights, newName, combinationType, svdRank));
+        Registered(newName, slot.PeftType);
+    });
 
     /// <summary>Removes an adapter.</summary>
     public void DeleteAdapter(string name) => Write(() =>
@@ -632,7 +680,9 @@ public sealed class PeftModel : IDisposable
     private static T Guard<T>(TunerSlot slot, string operation, Func<T> action)
     {
         try { return action(); }
-        catch (Exception e) when (e is not PluginFaultException and not Abstractions.Config.TunerConfigException and not InvalidDataException)
+        // Input errors (a bad config, bad tensors, a bad argument, an unsupported operation) are the caller's to fix and keep their type;
+        // anything else from plugin code is a fault of the plugin.
+        catch (Exception e) when (e is not (PluginFaultException or Abstractions.Config.TunerConfigException or InvalidDataException or ArgumentException or NotSupportedException or KeyNotFoundException))
         {
             throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, operation, e);
         }
