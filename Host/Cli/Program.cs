@@ -12,7 +12,10 @@ var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-r
 root.Subcommands.Add(DoctorCommand.Create(plugins));
 root.Subcommands.Add(PluginsCommand.Create(plugins));
 root.Subcommands.Add(DemoCommand.Create(plugins));
+root.Subcommands.Add(LogitsCommand.Create(plugins));
+root.Subcommands.Add(MakeModelCommand.Create());
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
+bench.Subcommands.Add(BenchModelsCommand.Create());
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

@@ -8,7 +8,7 @@ namespace PeftHost.Models.Generation;
 /// Token-by-token generation for one sequence: the prompt runs once (prefill), then each new
 /// token runs alone against the preallocated KV cache. Tokens are yielded as they come.
 /// </summary>
-public static class Generator
+public static class TokenGenerator
 {
     /// <summary>Generates up to <see cref="GenerationOptions.MaxNewTokens"/> token ids after <paramref name="prompt"/>, streaming them.</summary>
     public static IEnumerable<long> Generate(ICausalLM model, IReadOnlyList<long> prompt, GenerationOptions options)
