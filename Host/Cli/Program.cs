@@ -1,6 +1,9 @@
 using System.CommandLine;
 using PeftHost.Cli;
 using PeftHost.Cli.Commands;
+using PeftHost.Engine.Runtime;
+
+TorchThreading.ConfigureBeforeTorchLoads();
 
 var plugins = new Option<string>("--plugins")
 {
