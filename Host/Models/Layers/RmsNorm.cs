@@ -26,6 +26,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         Tensor variance = x.pow(2).mean([-1], keepdim: true);
         Tensor normed = x * torch.rsqrt(variance + _eps);
         if (input.dtype != ScalarType.Float32) normed = normed.to(input.dtype);
-        return scope.MoveToOuter(weight * normed);
+        // Without autograd the scale is applied in place.
+        return scope.MoveToOuter(torch.is_grad_enabled() ? weight * normed : normed.mul_(weight));
     }
 }

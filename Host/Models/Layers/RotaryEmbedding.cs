@@ -86,6 +86,7 @@ public sealed class RotaryEmbedding : IDisposable
         using var scope = NewDisposeScope();
         long half = x.shape[^1] / 2;
         Tensor rotated = torch.cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
+        if (!torch.is_grad_enabled()) return scope.MoveToOuter(rotated.mul_(sin).addcmul_(x, cos, 1));
         return scope.MoveToOuter(x * cos + rotated * sin);
     }
 

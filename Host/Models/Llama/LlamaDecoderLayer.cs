@@ -30,8 +30,12 @@ public sealed class LlamaDecoderLayer : nn.Module
     public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, long start)
     {
         using var scope = NewDisposeScope();
-        Tensor h = hidden + self_attn.Forward(input_layernorm.forward(hidden), cos, sin, mask, cache, start);
-        Tensor output = h + mlp.forward(post_attention_layernorm.forward(h));
+        // Without autograd the residual adds accumulate into the branch outputs (no new buffers).
+        bool grad = torch.is_grad_enabled();
+        Tensor attn = self_attn.Forward(input_layernorm.forward(hidden), cos, sin, mask, cache, start);
+        Tensor h = grad ? hidden + attn : attn.add_(hidden);
+        Tensor mlpOut = mlp.forward(post_attention_layernorm.forward(h));
+        Tensor output = grad ? h + mlpOut : mlpOut.add_(h);
         return scope.MoveToOuter(output);
     }
 }

@@ -26,7 +26,10 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        Tensor h = nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x);
+        // Without autograd the activation and product can reuse the gate's output buffer.
+        Tensor h = torch.is_grad_enabled()
+            ? nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)
+            : nn.functional.silu(gate_proj.forward(x), inplace: true).mul_(up_proj.forward(x));
         return scope.MoveToOuter(down_proj.forward(h));
     }
 }

@@ -33,6 +33,25 @@ public class ConformanceTests
     }
 
     [Fact]
+    public void Llama_with_autograd_matches_the_in_place_inference_path()
+    {
+        // Without autograd some ops run in place; with it they must not, and the numbers must agree.
+        (_, nn.Module model) = ModelFactory.Load(Conformance.Case("base_llama"));
+        using (model)
+        using (var ids = Conformance.Inputs("base_llama", "input_ids")!)
+        using (var expected = Conformance.Reference("base_llama/logits.safetensors"))
+        {
+            foreach (var p in model.parameters()) p.requires_grad = true;
+            using var logits = ((ICausalLM)model).Forward(ids);
+            Assert.True(logits.requires_grad);
+            Assert.True(Tensors.MaxAbsDiff(logits.detach(), expected) < Tolerance);
+            using var loss = logits.square().mean();
+            loss.backward(); // in-place ops on tensors autograd needs would throw here
+            Assert.NotNull(model.named_parameters().First(p => p.name == "model.layers.0.mlp.up_proj.weight").parameter.grad);
+        }
+    }
+
+    [Fact]
     public void Bert_sequence_classification_matches_transformers_with_padding()
     {
         (_, nn.Module model) = ModelFactory.Load(Conformance.Case("base_bert"));
