@@ -1,6 +1,9 @@
 using System.CommandLine;
 using PeftHost.Cli;
 using PeftHost.Cli.Commands;
+using PeftHost.Engine.Runtime;
+
+TorchThreading.ConfigureBeforeTorchLoads();
 
 var plugins = new Option<string>("--plugins")
 {
@@ -13,7 +16,10 @@ root.Subcommands.Add(DoctorCommand.Create(plugins));
 root.Subcommands.Add(PluginsCommand.Create(plugins));
 root.Subcommands.Add(DemoCommand.Create(plugins));
 root.Subcommands.Add(AdapterCommand.Create());
+root.Subcommands.Add(LogitsCommand.Create(plugins));
+root.Subcommands.Add(MakeModelCommand.Create());
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
+bench.Subcommands.Add(BenchModelsCommand.Create());
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

@@ -1,0 +1,69 @@
+using PeftHost.Abstractions.State;
+using PeftHost.Engine.Peft;
+using PeftHost.Engine.Plugins;
+using PeftHost.Formats.Safetensors;
+using PeftHost.Models;
+using PeftHost.Models.Checkpoint;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Engine.Inference;
+
+/// <summary>
+/// Runs a model folder (optionally with PEFT adapters through the plugins) on a batch of ids and
+/// writes the logits as one float32 tensor <c>logits</c> to a safetensors file.
+/// </summary>
+public static class LogitsRunner
+{
+    /// <summary>An adapter to apply: its name and folder.</summary>
+    public sealed record AdapterSpec(string Name, string Folder)
+    {
+        /// <summary>Parses <c>[NAME=]DIR</c>; unnamed adapters are "default", then "adapter_2", ...</summary>
+        public static AdapterSpec Parse(string text, int index)
+        {
+            int eq = text.IndexOf('=');
+            return eq > 0 && !Directory.Exists(text) ? new(text[..eq], text[(eq + 1)..]) : new(index == 0 ? "default" : $"adapter_{index + 1}", text);
+        }
+    }
+
+    /// <summary>
+    /// Computes the logits: [batch, seq, vocab] for causal LMs, [batch, num_labels] for sequence
+    /// classification; every adapter given is active. Returns the output's shape.
+    /// </summary>
+    public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device)
+    {
+        (_, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device);
+        using (model)
+        using (ModelInputs inputs = ModelInputs.Read(inputsPath))
+        {
+            ModelInputs onDevice = inputs.To(device);
+            Func<Tensor> forward = model switch
+            {
+                ICausalLM lm => () => lm.Forward(onDevice.InputIds, onDevice.AttentionMask),
+                ISequenceClassifier c => () => c.Forward(onDevice.InputIds, onDevice.AttentionMask, onDevice.TokenTypeIds),
+                _ => throw new NotSupportedException($"{model.GetType().Name} has no logits head: use a causal LM or a sequence classification model."),
+            };
+            Tensor logits;
+            if (adapters.Count == 0)
+            {
+                using (torch.no_grad()) logits = forward();
+            }
+            else
+            {
+                using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = pluginsFolder, HotReload = false });
+                catalog.Scan();
+                using var peft = new PeftModel(model, catalog);
+                foreach (AdapterSpec a in adapters)
+                    using (AdapterState state = AdapterLoader.Load(a.Folder, a.Name)) peft.ImportAdapter(state);
+                peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
+                logits = peft.Run(() => { using (torch.no_grad()) return forward(); });
+            }
+            using (logits)
+            {
+                if (!ReferenceEquals(onDevice, inputs)) onDevice.Dispose();
+                SafetensorsWriter.Write(outPath, [TensorBridge.ToWrite("logits", logits.to(ScalarType.Float32))], new Dictionary<string, string> { ["format"] = "pt" });
+                return logits.shape;
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models.Gpt2;
+
+/// <summary>transformers' <c>GPT2LMHeadModel</c>: <c>transformer</c> and <c>lm_head</c> (tied to <c>transformer.wte</c> by default).</summary>
+public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITiedWeights
+{
+    private readonly Gpt2Model transformer;
+    private nn.Module<Tensor, Tensor> lm_head;
+    private readonly Gpt2Config _config;
+
+    /// <summary>Builds the model with random weights.</summary>
+    public Gpt2LMHeadModel(Gpt2Config config) : base(nameof(Gpt2LMHeadModel))
+    {
+        _config = config;
+        transformer = new Gpt2Model(config);
+        var head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        if (config.TieWordEmbeddings)
+        {
+            // The head shares the embedding's Parameter (one tensor, two names), as tie_weights does.
+            Parameter own = head.weight!;
+            head.weight = ((Embedding)transformer.Wte).weight!;
+            own.Dispose();
+        }
+        lm_head = head;
+        register_module("transformer", transformer);
+        register_module("lm_head", lm_head);
+    }
+
+    /// <inheritdoc />
+    public ModelConfig Config => _config;
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, string> TiedParameters =>
+        _config.TieWordEmbeddings ? new Dictionary<string, string> { ["lm_head.weight"] = "transformer.wte.weight" } : new Dictionary<string, string>();
+
+    /// <inheritdoc />
+    public KvCache CreateCache(long batch, long capacity)
+    {
+        Tensor w = transformer.parameters().First();
+        return new KvCache(_config.NumLayers, batch, _config.NumHeads, capacity, _config.HiddenSize / _config.NumHeads, w.dtype, w.device);
+    }
+
+    /// <summary>Logits [b, s, vocab] for ids [b, s].</summary>
+    public override Tensor forward(Tensor inputIds) => Forward(inputIds);
+
+    /// <inheritdoc />
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = transformer.Forward(inputIds, attentionMask, cache, startPosition);
+        if (cache is not null) cache.Length = startPosition + inputIds.shape[1];
+        if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
+        return scope.MoveToOuter(lm_head.forward(hidden));
+    }
+}

@@ -1,0 +1,48 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models.Gpt2;
+
+/// <summary><c>transformer</c>: wte, wpe, h.N, ln_f.</summary>
+public sealed class Gpt2Model : nn.Module
+{
+    private nn.Module<Tensor, Tensor> wte;
+    private nn.Module<Tensor, Tensor> wpe;
+    private readonly ModuleList<Gpt2Block> h = new();
+    private readonly LayerNorm ln_f;
+    private readonly double _dropout;
+
+    /// <summary>The stack per config.</summary>
+    public Gpt2Model(Gpt2Config c) : base(nameof(Gpt2Model))
+    {
+        wte = nn.Embedding(c.VocabSize, c.HiddenSize);
+        wpe = nn.Embedding(c.MaxPositions, c.HiddenSize);
+        for (int i = 0; i < c.NumLayers; i++) h.Add(new Gpt2Block(c, i));
+        ln_f = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        _dropout = c.EmbdDropout;
+        register_module("wte", wte);
+        register_module("wpe", wpe);
+        register_module("h", h);
+        register_module("ln_f", ln_f);
+    }
+
+    /// <summary>The token embedding (what the tied head shares).</summary>
+    public nn.Module<Tensor, Tensor> Wte => wte;
+
+    /// <summary>Final hidden states [b, s, hidden] for positions start .. start + s.</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
+    {
+        using var scope = NewDisposeScope();
+        long s = inputIds.shape[1];
+        Tensor positions = torch.arange(start, start + s, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        Tensor hidden = nn.functional.dropout(wte.forward(inputIds) + wpe.forward(positions), _dropout, training);
+        Tensor? mask = attentionMask is not null || (start > 0 && s > 1)
+            ? AttentionMasks.Build(s, start + s, start, causal: true, null, attentionMask, hidden.dtype, hidden.device)
+            : null;
+        foreach (Gpt2Block block in h) hidden = block.Forward(hidden, mask, cache, start);
+        return scope.MoveToOuter(ln_f.forward(hidden));
+    }
+}

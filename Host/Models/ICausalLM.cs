@@ -1,0 +1,23 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Layers;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models;
+
+/// <summary>A decoder-only language model that can run a prompt, then token by token with a KV cache.</summary>
+public interface ICausalLM
+{
+    /// <summary>The model's config.</summary>
+    ModelConfig Config { get; }
+
+    /// <summary>A preallocated cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, in the model's dtype and device.</summary>
+    KvCache CreateCache(long batch, long capacity);
+
+    /// <summary>
+    /// Logits [batch, seq, vocab] (or [batch, 1, vocab] with <paramref name="lastTokenOnly"/>) for
+    /// <paramref name="inputIds"/> [batch, seq] at positions start .. start + seq. With a cache, keys
+    /// and values are written at <paramref name="startPosition"/> and earlier positions are read from
+    /// it. <paramref name="attentionMask"/> [batch, start + seq] marks padding with 0.
+    /// </summary>
+    Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
+}

@@ -1,0 +1,65 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models.Layers;
+
+/// <summary>
+/// Keys and values of every layer, preallocated for <see cref="Capacity"/> positions
+/// ([batch, kv_heads, capacity, head_dim] per layer), so decoding writes in place and never regrows.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor[] _keys;
+    private readonly Tensor[] _values;
+
+    /// <summary>Allocates the cache.</summary>
+    public KvCache(int layers, long batch, long kvHeads, long capacity, long headDim, ScalarType dtype, Device device)
+    {
+        Capacity = capacity;
+        Batch = batch;
+        _keys = new Tensor[layers];
+        _values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            _keys[i] = torch.zeros([batch, kvHeads, capacity, headDim], dtype: dtype, device: device);
+            _values[i] = torch.zeros([batch, kvHeads, capacity, headDim], dtype: dtype, device: device);
+        }
+    }
+
+    /// <summary>Positions the cache can hold.</summary>
+    public long Capacity { get; }
+
+    /// <summary>Batch size.</summary>
+    public long Batch { get; }
+
+    /// <summary>Positions filled so far (set by the model after each forward).</summary>
+    public long Length { get; internal set; }
+
+    /// <summary>
+    /// Writes <paramref name="key"/> and <paramref name="value"/> ([batch, kv_heads, n, head_dim]) at
+    /// <paramref name="start"/> and returns views of positions 0 .. start + n (no copy).
+    /// </summary>
+    public (Tensor Keys, Tensor Values) Append(int layer, long start, Tensor key, Tensor value)
+    {
+        long n = key.shape[2];
+        if (start + n > Capacity)
+            throw new InvalidOperationException($"The KV cache holds {Capacity} positions; writing {n} at position {start} would overflow it. Create a larger cache.");
+        if (key.shape[0] != Batch) throw new InvalidOperationException($"The KV cache was made for batch {Batch}, not {key.shape[0]}.");
+        using (torch.no_grad())
+        {
+            using (Tensor k = _keys[layer].narrow(2, start, n)) k.copy_(key);
+            using (Tensor v = _values[layer].narrow(2, start, n)) v.copy_(value);
+        }
+        return (_keys[layer].narrow(2, 0, start + n), _values[layer].narrow(2, 0, start + n));
+    }
+
+    /// <summary>Forgets the content (the memory is kept).</summary>
+    public void Reset() => Length = 0;
+
+    /// <summary>Frees the buffers.</summary>
+    public void Dispose()
+    {
+        foreach (Tensor t in _keys) t.Dispose();
+        foreach (Tensor t in _values) t.Dispose();
+    }
+}

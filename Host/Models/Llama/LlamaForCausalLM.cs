@@ -1,0 +1,67 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models.Llama;
+
+/// <summary>
+/// transformers' <c>LlamaForCausalLM</c> (also Mistral and Qwen2): parameter names are the state
+/// dict keys (<c>model.layers.0.self_attn.q_proj.weight</c>, <c>lm_head.weight</c>). Every Linear
+/// and Embedding sits in a <c>Module&lt;Tensor, Tensor&gt;</c> field so tuners can wrap it.
+/// </summary>
+public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, ITiedWeights
+{
+    private readonly LlamaModel model;
+    private nn.Module<Tensor, Tensor> lm_head;
+    private readonly LlamaConfig _config;
+
+    /// <summary>Builds the model with random weights; with tied embeddings the head shares the embedding's weight.</summary>
+    public LlamaForCausalLM(LlamaConfig config) : base(nameof(LlamaForCausalLM))
+    {
+        _config = config;
+        model = new LlamaModel(config);
+        var head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        if (config.TieWordEmbeddings)
+        {
+            // The head shares the embedding's Parameter (one tensor, two names), as tie_weights does.
+            Parameter own = head.weight!;
+            head.weight = ((Embedding)model.EmbedTokens).weight!;
+            own.Dispose();
+        }
+        lm_head = head;
+        register_module("model", model);
+        register_module("lm_head", lm_head);
+    }
+
+    /// <inheritdoc />
+    public ModelConfig Config => _config;
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, string> TiedParameters =>
+        _config.TieWordEmbeddings ? new Dictionary<string, string> { ["lm_head.weight"] = "model.embed_tokens.weight" } : new Dictionary<string, string>();
+
+    /// <summary>The decoder stack.</summary>
+    public LlamaModel Model => model;
+
+    /// <inheritdoc />
+    public KvCache CreateCache(long batch, long capacity)
+    {
+        Tensor w = model.parameters().First();
+        return new KvCache(_config.NumLayers, batch, _config.NumKeyValueHeads, capacity, _config.HeadDim, w.dtype, w.device);
+    }
+
+    /// <summary>Logits [b, s, vocab] for input ids [b, s] (no cache, no padding).</summary>
+    public override Tensor forward(Tensor inputIds) => Forward(inputIds);
+
+    /// <inheritdoc />
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = model.Forward(inputIds, attentionMask, cache, startPosition);
+        if (cache is not null) cache.Length = startPosition + inputIds.shape[1];
+        if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
+        return scope.MoveToOuter(lm_head.forward(hidden));
+    }
+}

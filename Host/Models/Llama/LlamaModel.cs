@@ -1,0 +1,61 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models.Llama;
+
+/// <summary>The decoder stack (transformers' <c>LlamaModel</c>, registered as <c>model</c> in the causal LM).</summary>
+public sealed class LlamaModel : nn.Module
+{
+    private nn.Module<Tensor, Tensor> embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers = new();
+    private readonly RmsNorm norm;
+    private readonly LlamaConfig _config;
+    private readonly RotaryEmbedding _rope;
+
+    /// <summary>Builds the stack (random weights until a checkpoint is loaded).</summary>
+    public LlamaModel(LlamaConfig c) : base(nameof(LlamaModel))
+    {
+        _config = c;
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        for (int i = 0; i < c.NumLayers; i++) layers.Add(new LlamaDecoderLayer(c, i));
+        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        _rope = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling, c.MaxPositions);
+        register_module("embed_tokens", embed_tokens);
+        register_module("layers", layers);
+        register_module("norm", norm);
+    }
+
+    /// <summary>The input embedding (what a tied head shares).</summary>
+    public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
+
+    /// <summary>The RoPE tables.</summary>
+    public RotaryEmbedding Rope => _rope;
+
+    /// <summary>Final hidden states [b, s, hidden].</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
+    {
+        using var scope = NewDisposeScope();
+        long s = inputIds.shape[1];
+        Tensor hidden = embed_tokens.forward(inputIds);
+        (Tensor cos, Tensor sin) = _rope.Slice(start, s, hidden.dtype, hidden.device);
+        long keys = start + s;
+        bool windowBites = _config.SlidingWindow is int w && keys > w;
+        // The fused causal path covers a prompt from position 0 with no padding and no window; a
+        // single decoded token with no padding and no window needs no mask at all.
+        Tensor? mask = attentionMask is not null || windowBites || (start > 0 && s > 1)
+            ? AttentionMasks.Build(s, keys, start, causal: true, windowBites ? _config.SlidingWindow : null, attentionMask, hidden.dtype, hidden.device)
+            : null;
+        foreach (LlamaDecoderLayer layer in layers) hidden = layer.Forward(hidden, cos, sin, mask, cache, start);
+        return scope.MoveToOuter(norm.forward(hidden));
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rope.Dispose();
+        base.Dispose(disposing);
+    }
+}
