@@ -54,7 +54,7 @@ public static class LogitsRunner
                 catalog.Scan();
                 using var peft = new PeftModel(model, catalog);
                 foreach (AdapterSpec a in adapters)
-                    using (AdapterState state = AdapterLoader.Load(a.Folder, a.Name)) peft.ImportAdapter(state);
+                    peft.LoadAdapter(a.Folder, a.Name);
                 peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
                 logits = peft.Run(() => { using (torch.no_grad()) return forward(); });
             }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftHost.Abstractions.State;
 using PeftHost.Formats.Safetensors;
+using PeftHost.Models.Checkpoint;
 using static TorchSharp.torch;
 
 namespace PeftHost.Engine.Peft;
@@ -35,7 +36,7 @@ public static class AdapterFolder
         string json = Sorted(config)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
         WriteAtomically(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFile),
-            state.Tensors.Select(t => SafetensorsTensors.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value)).ToList(),
+            state.Tensors.Select(t => TensorBridge.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value)).ToList(),
             new Dictionary<string, string> { ["format"] = "pt" });
     }
 
@@ -72,7 +73,7 @@ public static class AdapterFolder
         foreach (SafetensorsTensorInfo info in file.Tensors)
         {
             string key = info.Name.StartsWith(KeyPrefix, StringComparison.Ordinal) ? info.Name[KeyPrefix.Length..] : info.Name;
-            tensors[key] = SafetensorsTensors.Read(file, info.Name);
+            tensors[key] = TensorBridge.Read(file, info.Name);
         }
         return new AdapterState(adapterName, config, tensors);
     }

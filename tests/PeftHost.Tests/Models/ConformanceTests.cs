@@ -91,7 +91,7 @@ public class ConformanceTests
         catalog.Scan();
         (_, nn.Module model) = ModelFactory.Load(Conformance.Case("base_llama"));
         using var peft = new PeftModel(model, catalog);
-        using (AdapterState state = AdapterLoader.Load(Path.Combine(Conformance.Case("lora_qv"), "adapter"), "default"))
+        using (AdapterState state = PeftHost.Engine.Peft.AdapterFolder.Read(Path.Combine(Conformance.Case("lora_qv"), "adapter"), "default"))
             peft.ImportAdapter(state);
         using var ids = Conformance.Inputs("lora_qv", "input_ids")!;
         using var expected = Conformance.Reference("lora_qv/logits_adapter.safetensors");
