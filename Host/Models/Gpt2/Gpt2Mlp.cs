@@ -1,3 +1,4 @@
+using PeftHost.Abstractions.Layers;
 using PeftHost.Models.Config;
 using PeftHost.Models.Layers;
 using TorchSharp;
