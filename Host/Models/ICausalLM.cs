@@ -20,4 +20,16 @@ public interface ICausalLM
     /// it. <paramref name="attentionMask"/> [batch, start + seq] marks padding with 0.
     /// </summary>
     Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
+
+    /// <summary>
+    /// The token embeddings [batch, seq, hidden] of <paramref name="inputIds"/> (transformers'
+    /// <c>get_input_embeddings()(input_ids)</c>, through a tuner's wrapper where one wraps the embedding).
+    /// </summary>
+    Tensor EmbedInputs(Tensor inputIds);
+
+    /// <summary>
+    /// As <see cref="Forward"/> from input embeddings [batch, seq, hidden] instead of ids
+    /// (transformers' <c>inputs_embeds</c>): prompt learning prepends virtual tokens this way.
+    /// </summary>
+    Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
 }

@@ -27,8 +27,9 @@ public static class LogitsRunner
     }
 
     /// <summary>
-    /// Computes the logits: [batch, seq, vocab] for causal LMs, [batch, num_labels] for sequence
-    /// classification; every adapter given is active. Returns the output's shape.
+    /// Computes the logits: [batch, seq, vocab] for causal LMs ([batch, virtual + seq, vocab] with a
+    /// prompt tuning or p-tuning adapter), [batch, num_labels] for sequence classification; every
+    /// adapter given is active. Returns the output's shape.
     /// </summary>
     public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device)
     {
@@ -56,7 +57,12 @@ public static class LogitsRunner
                 foreach (AdapterSpec a in adapters)
                     peft.LoadAdapter(a.Folder, a.Name);
                 peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
-                logits = peft.Run(() => { using (torch.no_grad()) return forward(); });
+                // A causal LM goes through PEFT's causal LM forward, so prompt-learning adapters add their virtual tokens.
+                if (model is ICausalLM)
+                {
+                    using (torch.no_grad()) logits = peft.CausalLMForward(onDevice.InputIds, onDevice.AttentionMask);
+                }
+                else logits = peft.Run(() => { using (torch.no_grad()) return forward(); });
             }
             using (logits)
             {

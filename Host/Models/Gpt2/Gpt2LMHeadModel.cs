@@ -53,8 +53,24 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
     {
         using var scope = NewDisposeScope();
         Tensor hidden = transformer.Forward(inputIds, attentionMask, cache, startPosition);
-        if (cache is not null) cache.Length = startPosition + inputIds.shape[1];
+        return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
+    }
+
+    /// <inheritdoc />
+    public Tensor EmbedInputs(Tensor inputIds) => transformer.Wte.forward(inputIds);
+
+    /// <inheritdoc />
+    public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = transformer.ForwardEmbeddings(inputsEmbeds, attentionMask, cache, startPosition);
+        return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
+    }
+
+    private Tensor Head(Tensor hidden, KvCache? cache, long startPosition, bool lastTokenOnly)
+    {
+        if (cache is not null) cache.Length = startPosition + hidden.shape[1];
         if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
-        return scope.MoveToOuter(lm_head.forward(hidden));
+        return lm_head.forward(hidden);
     }
 }

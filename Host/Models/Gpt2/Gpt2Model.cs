@@ -36,9 +36,16 @@ public sealed class Gpt2Model : nn.Module
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
     {
         using var scope = NewDisposeScope();
-        long s = inputIds.shape[1];
-        Tensor positions = torch.arange(start, start + s, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        Tensor hidden = nn.functional.dropout(wte.forward(inputIds) + wpe.forward(positions), _dropout, training);
+        return scope.MoveToOuter(ForwardEmbeddings(wte.forward(inputIds), attentionMask, cache, start));
+    }
+
+    /// <summary>Final hidden states [b, s, hidden] from token embeddings [b, s, hidden] (transformers' <c>inputs_embeds</c>; positions are added here).</summary>
+    public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask, KvCache? cache, long start)
+    {
+        using var scope = NewDisposeScope();
+        long s = inputsEmbeds.shape[1];
+        Tensor positions = torch.arange(start, start + s, dtype: ScalarType.Int64, device: inputsEmbeds.device).unsqueeze(0);
+        Tensor hidden = nn.functional.dropout(inputsEmbeds + wpe.forward(positions), _dropout, training);
         Tensor? mask = attentionMask is not null || (start > 0 && s > 1)
             ? AttentionMasks.Build(s, start + s, start, causal: true, null, attentionMask, hidden.dtype, hidden.device)
             : null;

@@ -60,8 +60,24 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, ITi
     {
         using var scope = NewDisposeScope();
         Tensor hidden = model.Forward(inputIds, attentionMask, cache, startPosition);
-        if (cache is not null) cache.Length = startPosition + inputIds.shape[1];
+        return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
+    }
+
+    /// <inheritdoc />
+    public Tensor EmbedInputs(Tensor inputIds) => model.EmbedTokens.forward(inputIds);
+
+    /// <inheritdoc />
+    public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = model.ForwardEmbeddings(inputsEmbeds, attentionMask, cache, startPosition);
+        return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
+    }
+
+    private Tensor Head(Tensor hidden, KvCache? cache, long startPosition, bool lastTokenOnly)
+    {
+        if (cache is not null) cache.Length = startPosition + hidden.shape[1];
         if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
-        return scope.MoveToOuter(lm_head.forward(hidden));
+        return lm_head.forward(hidden);
     }
 }

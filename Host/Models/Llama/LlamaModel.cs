@@ -38,8 +38,15 @@ public sealed class LlamaModel : nn.Module
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
     {
         using var scope = NewDisposeScope();
-        long s = inputIds.shape[1];
-        Tensor hidden = embed_tokens.forward(inputIds);
+        return scope.MoveToOuter(ForwardEmbeddings(embed_tokens.forward(inputIds), attentionMask, cache, start));
+    }
+
+    /// <summary>Final hidden states [b, s, hidden] from input embeddings [b, s, hidden] (transformers' <c>inputs_embeds</c>).</summary>
+    public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask, KvCache? cache, long start)
+    {
+        using var scope = NewDisposeScope();
+        long s = inputsEmbeds.shape[1];
+        Tensor hidden = inputsEmbeds;
         (Tensor cos, Tensor sin) = _rope.Slice(start, s, hidden.dtype, hidden.device);
         long keys = start + s;
         bool windowBites = _config.SlidingWindow is int w && keys > w;
