@@ -132,7 +132,8 @@ public sealed partial class PeftModel : IDisposable
 
     /// <summary>
     /// Loads a PEFT adapter folder as adapter <paramref name="name"/> (PEFT's <c>load_adapter</c>).
-    /// Parameters are frozen unless <paramref name="isTrainable"/>. Nothing is applied on error.
+    /// Parameters are frozen unless <paramref name="isTrainable"/>; without it the model is put in eval
+    /// mode, as PEFT does. Nothing is applied on error.
     /// With <paramref name="hotswap"/>, the weights replace those of the existing adapter
     /// <paramref name="name"/> in place (no new layers, no new buffers; see <see cref="PrepareForHotswap"/>).
     /// </summary>
@@ -149,6 +150,8 @@ public sealed partial class PeftModel : IDisposable
         {
             foreach (var (paramName, p) in BaseModel.named_parameters())
                 if (paramName.Split('.').Contains(name) && !paramName.Contains("." + TunerLayer.BaseLayerName + ".")) p.requires_grad = isTrainable;
+            // As PEFT's load_adapter: an adapter loaded for inference puts the model in eval mode (no dropout in new layers).
+            if (!isTrainable) BaseModel.eval();
         });
     }
 
