@@ -47,6 +47,15 @@ public sealed class IA3Config : TargetedTunerConfig
     }
 
     /// <inheritdoc />
+    protected override void WriteFields(JsonObject json)
+    {
+        base.WriteFields(json);
+        // PEFT 0.13's IA3Config has no layer filters (its loader refuses unknown fields): written only when set.
+        if (LayersToTransform is null) json.Remove("layers_to_transform");
+        if (LayersPattern is null) json.Remove("layers_pattern");
+    }
+
+    /// <inheritdoc />
     protected override void WriteTunerFields(JsonObject json)
     {
         json["feedforward_modules"] = FeedforwardModules?.ToJson();

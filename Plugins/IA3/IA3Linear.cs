@@ -58,6 +58,36 @@ public sealed class IA3Linear : TunerLayer
     }
 
     /// <inheritdoc />
+    public override bool CanMerge => true;
+
+    /// <summary>
+    /// PEFT's IA3 <c>Linear.merge</c>: the weight [out, in] times the vector ([out, 1] scales rows,
+    /// [1, in] columns); an output-scaling vector scales the bias too.
+    /// </summary>
+    protected override void MergeInto(string adapter, bool safeMerge)
+    {
+        var linear = (Linear)BaseLayer;
+        Parameter weight = linear.weight!;
+        Tensor l = ia3_l[adapter];
+        using Tensor merged = weight.mul(l.to(weight.dtype));
+        if (safeMerge) EnsureFinite(merged, adapter);
+        weight.copy_(merged);
+        if (!IsFeedforward && linear.bias is { } bias)
+            using (Tensor scale = l.reshape(bias.shape).to(bias.dtype)) bias.mul_(scale);
+    }
+
+    /// <summary>Divides the vector back out, as PEFT's <c>unmerge</c> (with its 1e-8 guard against zeros).</summary>
+    protected override void UnmergeFrom(string adapter)
+    {
+        var linear = (Linear)BaseLayer;
+        Parameter weight = linear.weight!;
+        using Tensor l = ia3_l[adapter].add(1e-8);
+        using (Tensor divisor = l.to(weight.dtype)) weight.div_(divisor);
+        if (!IsFeedforward && linear.bias is { } bias)
+            using (Tensor divisor = l.reshape(bias.shape).to(bias.dtype)) bias.div_(divisor);
+    }
+
+    /// <inheritdoc />
     protected override Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters)
     {
         using var scope = NewDisposeScope();
