@@ -309,9 +309,17 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach ((string path, TLayer layer) in _layers)
             foreach ((string key, Tensor value) in layer.AdapterTensors(adapter))
-                result[path + "." + SavedKey(key)] = value;
+                if (IsExported(key)) result[path + "." + SavedKey(key)] = value;
         return result;
     }
+
+    /// <summary>
+    /// Whether a layer tensor (key relative to the layer, the adapter name removed) is part of an
+    /// adapter's exported state: saved, hotswapped, handed across a plugin reload, and expected on
+    /// import. A tensor left out must follow from the config, since <see cref="AddAdapterToLayer"/>
+    /// alone sets it on import. Default: every tensor. PEFT leaves some out (AdaLoRA's <c>ranknum</c>).
+    /// </summary>
+    protected virtual bool IsExported(string layerKey) => true;
 
     /// <summary>
     /// The key a layer tensor is saved under, relative to the layer (the adapter name already removed).

@@ -95,6 +95,40 @@ public sealed class AdaLoraLinear : TunerLayer
     }
 
     /// <inheritdoc />
+    public override bool CanMerge => true;
+
+    /// <summary>The update PEFT's <c>SVDLinear.get_delta_weight</c> gives: B (A * E) * scaling / (ranknum + 1e-5), [out, in].</summary>
+    public Tensor DeltaWeight(string adapter)
+    {
+        using var scope = NewDisposeScope();
+        Tensor delta = lora_B[adapter].matmul(lora_A[adapter].mul(lora_E[adapter])).mul(_scaling[adapter]).div(ranknum[adapter].add(1e-5));
+        return scope.MoveToOuter(delta);
+    }
+
+    /// <inheritdoc />
+    protected override void MergeInto(string adapter, bool safeMerge)
+    {
+        Parameter weight = ((Linear)BaseLayer).weight!;
+        using Tensor delta = DeltaWeight(adapter);
+        using Tensor typed = delta.to(weight.dtype);
+        if (safeMerge)
+        {
+            using Tensor merged = weight.add(typed);
+            EnsureFinite(merged, adapter);
+        }
+        weight.add_(typed);
+    }
+
+    /// <inheritdoc />
+    protected override void UnmergeFrom(string adapter)
+    {
+        Parameter weight = ((Linear)BaseLayer).weight!;
+        using Tensor delta = DeltaWeight(adapter);
+        using Tensor typed = delta.to(weight.dtype);
+        weight.sub_(typed);
+    }
+
+    /// <inheritdoc />
     protected override Tensor ForwardWithAdapters(Tensor input, IReadOnlyList<string> activeAdapters)
     {
         Tensor result = BaseLayer.forward(input);

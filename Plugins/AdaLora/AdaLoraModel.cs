@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
-using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
 using TorchSharp;
@@ -13,13 +12,10 @@ namespace PeftHost.Plugins.AdaLora;
 /// <summary>
 /// AdaLoRA applied to one model (PEFT's <c>AdaLoraModel</c>). Exported state has PEFT's keys
 /// (<c>&lt;module&gt;.lora_A</c>, <c>.lora_B</c>, <c>.lora_E</c>); <c>ranknum</c> is left out, as PEFT's
-/// saved adapters do, and is restored from the config on import (an imported <c>ranknum</c> is
-/// accepted and used).
+/// saved adapters do, and is set from the config when the adapter is added or imported.
 /// </summary>
-public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context), ITunerModel
+public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context)
 {
-    private const string RanknumSuffix = "." + AdaLoraLinear.RanknumKey;
-
     /// <inheritdoc />
     protected override AdaLoraConfig ParseConfig(JsonObject json) => new(json);
 
@@ -53,48 +49,8 @@ public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : Lay
         layer.AddAdapter(adapter, r, config.Scaling(r), ranknumValue, config.LoraDropout, config.InitLoraWeights, trainable: !config.InferenceMode);
     }
 
-    /// <summary>Exports an adapter by PEFT's saved keys (lora_A, lora_B, lora_E; no ranknum).</summary>
-    public new AdapterState ExportAdapter(string name)
-    {
-        AdapterState full = base.ExportAdapter(name);
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach ((string key, Tensor value) in full.Tensors)
-        {
-            if (key.EndsWith(RanknumSuffix, StringComparison.Ordinal)) value.Dispose();
-            else tensors[key] = value;
-        }
-        return full with { Tensors = tensors };
-    }
-
-    /// <summary>
-    /// Imports an adapter saved by PEFT or exported here: <c>ranknum</c> may be absent (it is then
-    /// set from the config); every other tensor must match by name and shape. Nothing is changed on error.
-    /// </summary>
-    public new void ImportAdapter(AdapterState state)
-    {
-        AdaLoraConfig config = ParseConfig(state.Config);
-        var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
-        var added = new List<Tensor>();
-        try
-        {
-            foreach (string key in state.Tensors.Keys)
-            {
-                const string suffix = ".lora_E";
-                if (!key.EndsWith(suffix, StringComparison.Ordinal)) continue;
-                string path = key[..^suffix.Length];
-                if (tensors.ContainsKey(path + RanknumSuffix)) continue;
-                int rows = (int)state.Tensors[key].shape[0];
-                Tensor n = full([1], rows > 0 ? config.InitR : 0, dtype: state.Tensors[key].dtype);
-                added.Add(n);
-                tensors[path + RanknumSuffix] = n;
-            }
-            base.ImportAdapter(state with { Tensors = tensors });
-        }
-        finally
-        {
-            foreach (Tensor t in added) t.Dispose();
-        }
-    }
+    /// <summary>PEFT saves lora_A, lora_B and lora_E only: ranknum follows from the config (init_r, or the rank pattern's mask).</summary>
+    protected override bool IsExported(string layerKey) => layerKey != AdaLoraLinear.RanknumKey;
 
     /// <summary>
     /// PEFT's orthogonal regularisation of the trainable adapter, to add to the training loss:

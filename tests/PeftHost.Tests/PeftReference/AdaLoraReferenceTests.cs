@@ -1,0 +1,29 @@
+using PeftHost.Engine.Peft;
+using PeftHost.Engine.Plugins;
+using PeftHost.Models;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace PeftHost.Tests.PeftReference;
+
+/// <summary>AdaLoRA written by PEFT 0.13.2 (scaling lora_alpha / (ranknum + 1e-5); lora_A, lora_B, lora_E saved without ranknum).</summary>
+public class AdaLoraReferenceTests
+{
+    [Fact]
+    public void AdaLora_adapter_matches_peft_unmerged_merged_and_saved()
+    {
+        var c = new PeftCase("adalora_llama");
+        using PluginCatalog catalog = PeftCase.Catalog();
+        using ModelInputs inputs = c.Inputs();
+        using nn.Module model = c.LoadBase();
+        using (PeftModel peft = PeftModel.FromPretrained(model, c.AdapterDir(), catalog))
+        {
+            using (Tensor logits = PeftCase.CausalLogits(peft, inputs)) c.AssertLogits(logits, "logits_adapter");
+            c.AssertSavesLikePeft(peft);
+            peft.MergeAndUnload();
+        }
+        using (no_grad())
+        using (Tensor merged = ((ICausalLM)model).Forward(inputs.InputIds))
+            c.AssertLogits(merged, "logits_merged");
+    }
+}
