@@ -26,4 +26,20 @@ public class AdaLoraReferenceTests
         using (Tensor merged = ((ICausalLM)model).Forward(inputs.InputIds))
             c.AssertLogits(merged, "logits_merged");
     }
+
+    [Fact]
+    public void Merge_then_unmerge_restores_the_base_weights()
+    {
+        var c = new PeftCase("adalora_llama");
+        using PluginCatalog catalog = PeftCase.Catalog();
+        using ModelInputs inputs = c.Inputs();
+        using nn.Module model = c.LoadBase();
+        using PeftModel peft = PeftModel.FromPretrained(model, c.AdapterDir(), catalog);
+        peft.Merge(safeMerge: true);
+        using (Tensor logits = PeftCase.CausalLogits(peft, inputs)) c.AssertLogits(logits, "logits_merged");
+        peft.Unmerge();
+        using (Tensor logits = PeftCase.CausalLogits(peft, inputs)) c.AssertLogits(logits, "logits_adapter");
+        using (peft.DisableAdapter())
+        using (Tensor logits = PeftCase.CausalLogits(peft, inputs)) c.AssertLogits(logits, "logits_base");
+    }
 }

@@ -66,4 +66,20 @@ public class PromptLearningReferenceTests
         using Tensor logits = TensorBridge.Read(file, "logits", ScalarType.Float32);
         c.AssertLogits(logits, "logits_adapter");
     }
+
+    [Theory]
+    [InlineData("prompt_tuning_llama")]
+    [InlineData("lora_gpt2_conv1d")]
+    public void Inputs_embeds_give_the_base_logits(string name)
+    {
+        // The entry prompt learning uses (transformers' inputs_embeds) is the ids forward without the lookup.
+        var c = new PeftCase(name);
+        using ModelInputs inputs = c.Inputs();
+        using nn.Module model = c.LoadBase();
+        var causal = (ICausalLM)model;
+        using (no_grad())
+        using (Tensor embeds = causal.EmbedInputs(inputs.InputIds))
+        using (Tensor logits = causal.ForwardEmbeddings(embeds, inputs.AttentionMask))
+            c.AssertLogits(logits, "logits_base");
+    }
 }
