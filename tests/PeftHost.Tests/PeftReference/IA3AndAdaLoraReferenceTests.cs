@@ -6,13 +6,18 @@ using static TorchSharp.torch;
 
 namespace PeftHost.Tests.PeftReference;
 
-/// <summary>IA3 written by PEFT 0.13.2 (output scaling on k/v, input scaling on the feed-forward down_proj).</summary>
-public class IA3ReferenceTests
+/// <summary>
+/// IA3 (output scaling on k/v, input scaling on the feed-forward down_proj) and AdaLoRA (scaling
+/// lora_alpha / (ranknum + 1e-5); lora_A, lora_B, lora_E saved without ranknum), written by PEFT 0.13.2.
+/// </summary>
+public class IA3AndAdaLoraReferenceTests
 {
-    [Fact]
-    public void IA3_adapter_matches_peft_unmerged_merged_and_saved()
+    [Theory]
+    [InlineData("ia3_llama")]
+    [InlineData("adalora_llama")]
+    public void Adapter_matches_peft_unmerged_merged_and_saved(string caseName)
     {
-        var c = new PeftCase("ia3_llama");
+        var c = new PeftCase(caseName);
         using PluginCatalog catalog = PeftCase.Catalog();
         using ModelInputs inputs = c.Inputs();
         using nn.Module model = c.LoadBase();
@@ -27,10 +32,12 @@ public class IA3ReferenceTests
             c.AssertLogits(merged, "logits_merged");
     }
 
-    [Fact]
-    public void Merge_then_unmerge_restores_the_base_weights()
+    [Theory]
+    [InlineData("ia3_llama")]
+    [InlineData("adalora_llama")]
+    public void Merge_then_unmerge_restores_the_base_weights(string caseName)
     {
-        var c = new PeftCase("ia3_llama");
+        var c = new PeftCase(caseName);
         using PluginCatalog catalog = PeftCase.Catalog();
         using ModelInputs inputs = c.Inputs();
         using nn.Module model = c.LoadBase();
