@@ -73,6 +73,8 @@ public class CliTests
         Assert.Contains("watcher reloaded lora 0.1.0 -> 0.1.0.1", stdout);
         Assert.Contains("max |after - before reload| = 0 ", stdout);
         Assert.Contains("max |output - base| = 0 ", stdout);
+        Assert.Contains("max |loaded - adapted| = 0", stdout);
+        Assert.Contains("(0 LoRA modules left)", stdout);
     }
 }
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using PeftHost.Cli.Demo;
+using PeftHost.Models;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
 using TorchSharp;
@@ -39,14 +39,16 @@ internal static class BenchReloadCommand
 
             using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = Path.Combine(root, "plugins"), HotReload = false });
             catalog.Scan();
-            var model = new TinyModel();
+            (_, nn.Module model) = ModelPresets.Create("llama", "tiny", seed: 0);
+            var lm = (ICausalLM)model;
             using var peft = new PeftModel(model, catalog);
             peft.AddAdapter("default", new JsonObject
             {
                 ["peft_type"] = "LORA", ["r"] = 8, ["lora_alpha"] = 16, ["target_modules"] = new JsonArray("q_proj", "v_proj"), ["init_lora_weights"] = false,
             });
             using Tensor input = torch.arange(0, 16, dtype: ScalarType.Int64).reshape(2, 8);
-            using Tensor reference = peft.Forward(input);
+            Tensor Forward() { using (no_grad()) return peft.Run(() => lm.Forward(input)); }
+            using Tensor reference = Forward();
 
             var times = new List<double>(count);
             long rssStart = 0;
@@ -60,7 +62,7 @@ internal static class BenchReloadCommand
                     throw new InvalidOperationException($"Reload {i + 1} did not change the version ({result.OldVersion} -> {result.NewVersion}).");
                 lastVersion = result.NewVersion;
                 times.Add(result.Elapsed.TotalMilliseconds);
-                using Tensor output = peft.Forward(input);
+                using Tensor output = Forward();
                 double diff = (output - reference).abs().max().item<float>();
                 if (diff != 0) throw new InvalidOperationException($"Output changed after reload {i + 1}: max |diff| = {diff}.");
                 if (i == Math.Min(1, count - 1)) rssStart = Rss(); // after warm-up: JIT and first loads

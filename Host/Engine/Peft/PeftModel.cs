@@ -366,11 +366,17 @@ public sealed partial class PeftModel : IDisposable
     /// <summary>PEFT's <c>print_trainable_parameters</c> line, e.g. "trainable params: 1,024 || all params: 10,240 || trainable%: 10.0000".</summary>
     public string PrintTrainableParameters()
     {
-        (long trainable, long total) = TrainableParameterCounts();
-        string line = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"trainable params: {trainable:N0} || all params: {total:N0} || trainable%: {(total == 0 ? 0 : 100.0 * trainable / total):F4}");
+        string line = TrainableParametersLine();
         Console.WriteLine(line);
         return line;
+    }
+
+    /// <summary>The line <see cref="PrintTrainableParameters"/> prints, without printing it.</summary>
+    public string TrainableParametersLine()
+    {
+        (long trainable, long total) = TrainableParameterCounts();
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"trainable params: {trainable:N0} || all params: {total:N0} || trainable%: {(total == 0 ? 0 : 100.0 * trainable / total):F4}");
     }
 
     /// <summary>
