@@ -9,7 +9,7 @@ internal static class CliErrors
 {
     public static bool IsUserError(Exception e) => e is ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
         or NotSupportedException or KeyNotFoundException or PluginFaultException or PeftHost.Abstractions.Config.TunerConfigException
-        or GgufFormatException or VulkanException or InvalidOperationException;
+        or GgufFormatException or VulkanException or InvalidOperationException or FormatException;
 
     public static int Fail(string message)
     {
