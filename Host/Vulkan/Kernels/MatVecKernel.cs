@@ -22,7 +22,7 @@ public sealed class MatVecKernel
     /// <param name="type">The weight type.</param>
     /// <param name="workgroupSize">Invocations per row (power of two, specialization constant 0).</param>
     /// <param name="accumulate">Add to y (y += W x, for residual connections) instead of storing (specialization constant 1).</param>
-    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 32, bool accumulate = false)
+    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 8, bool accumulate = false)
     {
         if (!uint.IsPow2(workgroupSize) || workgroupSize > context.Device.MaxWorkgroupInvocations)
         {
