@@ -25,6 +25,11 @@ compile silu_mul.comp silu_mul
 compile rmsnorm.comp rmsnorm
 compile softmax.comp softmax
 compile rope.comp rope
+compile rope_kv.comp rope_kv
+compile attention.comp attention
+compile swiglu.comp swiglu
+compile sample_topk.comp sample_topk
+compile copy.comp copy
 
 # Matrix-vector variants: 16-bit storage reads (not for f32) and subgroup reductions, each with
 # a fallback for devices without the feature.
@@ -36,4 +41,10 @@ for type in f32 f16 q8_0 q4_0; do
         compile matvec.comp "matvec_${type}_16bit" "$define" -DUSE_16BIT
         compile matvec.comp "matvec_${type}_16bit_subgroup" "$define" -DUSE_16BIT -DUSE_SUBGROUP
     fi
+done
+
+# Prefill matrix-matrix products and embedding lookups, one variant per weight type (32-bit word reads).
+for type in f32 f16 q8_0 q4_0; do
+    compile matmul.comp "matmul_${type}" "-DTYPE_${type^^}"
+    compile get_rows.comp "get_rows_${type}" "-DTYPE_${type^^}"
 done

@@ -13,6 +13,7 @@
 #endif
 
 layout(constant_id = 0) const uint WG = 32;   // workgroup size, a power of two
+layout(constant_id = 1) const bool ACC = false; // y[row] += W x (residual connections) instead of y[row] = W x
 layout(local_size_x_id = 0) in;
 
 #if defined(TYPE_F32)
@@ -23,7 +24,7 @@ layout(binding = 0) readonly buffer Weights { uint16_t w16[]; };
 layout(binding = 0) readonly buffer Weights { uint w32[]; };
 #endif
 layout(binding = 1) readonly buffer X { float x[]; };
-layout(binding = 2) writeonly buffer Y { float y[]; };
+layout(binding = 2) buffer Y { float y[]; };
 
 layout(push_constant) uniform Params { uint rows; uint cols; } p;
 
@@ -114,7 +115,7 @@ void main()
         for (uint i = 0u; i < gl_NumSubgroups; i++) {
             total += partial[i];
         }
-        y[row] = total;
+        y[row] = ACC ? y[row] + total : total;
     }
 #else
     partial[tid] = sum;
@@ -126,7 +127,7 @@ void main()
         barrier();
     }
     if (tid == 0u) {
-        y[row] = partial[0];
+        y[row] = ACC ? y[row] + partial[0] : partial[0];
     }
 #endif
 }

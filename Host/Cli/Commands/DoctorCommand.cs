@@ -52,6 +52,7 @@ internal static class DoctorCommand
             ["dotnet"] = new JsonObject { ["version"] = Environment.Version.ToString(), ["runtime"] = RuntimeInformation.FrameworkDescription, ["rid"] = RuntimeInformation.RuntimeIdentifier },
             ["torchsharp"] = torchJson,
             ["devices"] = devices,
+            ["vulkan"] = VulkanDoctorJson.Build(),
             ["plugins_dir"] = Path.GetFullPath(pluginsDir),
         };
         try

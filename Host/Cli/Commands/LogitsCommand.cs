@@ -24,13 +24,21 @@ internal static class LogitsCommand
         var device = new Option<string>("--device") { Description = "cpu | cuda | cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "f32 | f16 | bf16.", DefaultValueFactory = _ => "f32" };
         var threads = new Option<int?>("--threads") { Description = "Intra-op CPU threads (default: libtorch's choice)." };
-        var command = new Command("logits", "Run a model on token ids and write its logits (safetensors).") { model, adapter, merge, inputs, output, backend, device, dtype, threads };
+        var quant = new Option<string>("--quant") { Description = "Vulkan backend weight type: f32 | f16 | q8_0 | q4_0.", DefaultValueFactory = _ => "f32" };
+        var command = new Command("logits", "Run a model on token ids and write its logits (safetensors).") { model, adapter, merge, inputs, output, backend, device, dtype, threads, quant };
         command.SetAction(parse =>
         {
             try
             {
                 string be = parse.GetValue(backend)!;
-                if (be == "vulkan") return Fail("the vulkan backend is not available yet for logits: use --backend torch.");
+                if (be == "vulkan")
+                {
+                    // The vulkan backend always merges: it runs the exported (merged, quantized) model.
+                    long[] vkShape = VulkanLogits.Run(parse.GetValue(model)!, [.. (parse.GetValue(adapter) ?? []).Select(LogitsRunner.AdapterSpec.Parse)],
+                        parse.GetValue(inputs)!, parse.GetValue(output)!, parse.GetValue(pluginsOption)!, PeftHost.Engine.Export.GgufQuant.Parse(parse.GetValue(quant)!));
+                    Console.WriteLine($"logits [{string.Join(", ", vkShape)}] -> {parse.GetValue(output)} (vulkan, {parse.GetValue(quant)})");
+                    return 0;
+                }
                 if (be != "torch") return Fail($"unknown backend '{be}': use torch or vulkan.");
                 string[] adapters = parse.GetValue(adapter) ?? [];
                 if (parse.GetValue(merge))
@@ -46,7 +54,8 @@ internal static class LogitsCommand
                 return 0;
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException
-                                           or KeyNotFoundException or PluginFaultException or PeftHost.Abstractions.Config.TunerConfigException)
+                                           or KeyNotFoundException or PluginFaultException or PeftHost.Abstractions.Config.TunerConfigException
+                                           or PeftHost.Formats.Gguf.GgufFormatException or PeftHost.Vulkan.Runtime.VulkanException)
             {
                 return Fail(e.Message);
             }

@@ -21,7 +21,8 @@ public sealed class MatVecKernel
     /// <param name="context">The device.</param>
     /// <param name="type">The weight type.</param>
     /// <param name="workgroupSize">Invocations per row (power of two, specialization constant 0).</param>
-    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 32)
+    /// <param name="accumulate">Add to y (y += W x, for residual connections) instead of storing (specialization constant 1).</param>
+    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 8, bool accumulate = false)
     {
         if (!uint.IsPow2(workgroupSize) || workgroupSize > context.Device.MaxWorkgroupInvocations)
         {
@@ -31,7 +32,7 @@ public sealed class MatVecKernel
         bool use16 = type != GgmlType.F32 && (context.EnabledFeatures & VulkanFeatures.Storage16Bit) != 0;
         bool useSubgroup = (context.EnabledFeatures & VulkanFeatures.SubgroupArithmetic) != 0;
         ShaderName = $"matvec_{GgmlTypeTraits.Name(type)}{(use16 ? "_16bit" : "")}{(useSubgroup ? "_subgroup" : "")}";
-        _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 8, [workgroupSize]));
+        _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 8, [workgroupSize, accumulate ? 1u : 0u]));
         Device = context.Device;
     }
 

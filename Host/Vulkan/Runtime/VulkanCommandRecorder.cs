@@ -56,11 +56,54 @@ public sealed unsafe class VulkanCommandRecorder : IDisposable
             SrcAccessMask = AccessFlags.ShaderWriteBit | AccessFlags.TransferWriteBit,
             DstAccessMask = AccessFlags.ShaderReadBit | AccessFlags.ShaderWriteBit,
         };
+        barrier.SrcAccessMask |= AccessFlags.ShaderReadBit | AccessFlags.TransferReadBit;
+        barrier.DstAccessMask |= AccessFlags.TransferReadBit | AccessFlags.TransferWriteBit;
         _context.Vk.CmdPipelineBarrier(_commands, PipelineStageFlags.ComputeShaderBit | PipelineStageFlags.TransferBit,
-            PipelineStageFlags.ComputeShaderBit, 0, 1, &barrier, 0, null, 0, null);
+            PipelineStageFlags.ComputeShaderBit | PipelineStageFlags.TransferBit, 0, 1, &barrier, 0, null, 0, null);
         _writtenSinceBarrier.Clear();
         _readSinceBarrier.Clear();
         BarrierCount++;
+    }
+
+    /// <summary>Records a copy of <paramref name="bytes"/> bytes between device buffers (vkCmdCopyBuffer), ordered against the dispatches around it.</summary>
+    public void Copy(VulkanBuffer source, ulong sourceOffset, VulkanBuffer destination, ulong destinationOffset, ulong bytes)
+    {
+        ThrowIfEnded();
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (bytes == 0 || sourceOffset + bytes > source.Size || destinationOffset + bytes > destination.Size)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bytes), $"Copy of {bytes} bytes from '{source.Name}'+{sourceOffset} to '{destination.Name}'+{destinationOffset} is out of range.");
+        }
+        if (_writtenSinceBarrier.Contains(source) || _writtenSinceBarrier.Contains(destination) || _readSinceBarrier.Contains(destination))
+        {
+            Barrier();
+        }
+        _readSinceBarrier.Add(source);
+        _writtenSinceBarrier.Add(destination);
+        var region = new BufferCopy { SrcOffset = sourceOffset, DstOffset = destinationOffset, Size = bytes };
+        _context.Vk.CmdCopyBuffer(_commands, source.Handle, destination.Handle, 1, &region);
+    }
+
+    /// <summary>Records a copy from a device buffer into a mapped host buffer, readable after <see cref="Submit"/>.</summary>
+    public void CopyToHost(VulkanBuffer source, ulong sourceOffset, VulkanReadback destination, ulong bytes)
+    {
+        ThrowIfEnded();
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (bytes == 0 || sourceOffset + bytes > source.Size || bytes > destination.Size)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bytes), $"Read-back of {bytes} bytes from '{source.Name}'+{sourceOffset} is out of range.");
+        }
+        if (_writtenSinceBarrier.Contains(source))
+        {
+            Barrier();
+        }
+        _readSinceBarrier.Add(source);
+        var region = new BufferCopy { SrcOffset = sourceOffset, DstOffset = 0, Size = bytes };
+        _context.Vk.CmdCopyBuffer(_commands, source.Handle, destination.Handle, 1, &region);
+        var toHost = new MemoryBarrier { SType = StructureType.MemoryBarrier, SrcAccessMask = AccessFlags.TransferWriteBit, DstAccessMask = AccessFlags.HostReadBit };
+        _context.Vk.CmdPipelineBarrier(_commands, PipelineStageFlags.TransferBit, PipelineStageFlags.HostBit, 0, 1, &toHost, 0, null, 0, null);
     }
 
     /// <summary>Records one dispatch of <paramref name="pipeline"/> over <paramref name="buffers"/> (binding i = buffers[i]).</summary>
