@@ -109,17 +109,27 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
         _merged.Clear();
     }
 
+    /// <summary>Takes the most recently merged adapter out again (undoing a merge that failed elsewhere).</summary>
+    /// <exception cref="InvalidOperationException"><paramref name="adapter"/> is not the last one merged.</exception>
+    public void UnmergeLatest(string adapter)
+    {
+        if (_merged.Count == 0 || _merged[^1] != adapter)
+            throw new InvalidOperationException($"Adapter '{adapter}' is not the last adapter merged into this layer.");
+        using (no_grad()) UnmergeFrom(adapter);
+        _merged.RemoveAt(_merged.Count - 1);
+    }
+
     /// <summary>Merges one adapter into the base weights (no grad; called once per adapter).</summary>
     protected virtual void MergeInto(string adapter, bool safeMerge) => throw new NotSupportedException($"{GetType().Name} cannot merge.");
 
     /// <summary>Undoes <see cref="MergeInto"/> for one adapter.</summary>
     protected virtual void UnmergeFrom(string adapter) => throw new NotSupportedException($"{GetType().Name} cannot unmerge.");
 
-    /// <summary>Throws when a tensor holds NaN or Inf (safe merge), naming the adapter.</summary>
+    /// <summary>Throws <see cref="InvalidDataException"/> when a tensor holds NaN or Inf (safe merge), naming the adapter.</summary>
     protected static void EnsureFinite(Tensor merged, string adapter)
     {
         if (!torch.isfinite(merged).all().item<bool>())
-            throw new InvalidOperationException($"NaNs or Infs detected in the merged weights: adapter '{adapter}' seems to be broken; nothing was merged.");
+            throw new InvalidDataException($"NaNs or Infs detected in the merged weights: adapter '{adapter}' seems to be broken; nothing was merged.");
     }
 
     /// <summary>

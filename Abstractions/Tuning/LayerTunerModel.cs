@@ -259,7 +259,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     {
         foreach (string a in adapters)
             if (!_configs.ContainsKey(a)) throw new KeyNotFoundException($"No adapter named '{a}' (adapters: {string.Join(", ", _adapterOrder)}).");
-        var done = new List<TLayer>();
+        var done = new List<(TLayer Layer, string Adapter)>();
         try
         {
             foreach (string a in adapters)
@@ -267,13 +267,14 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                 {
                     if (!layer.Adapters.Contains(a)) continue;
                     layer.Merge(a, safeMerge);
-                    done.Add(layer);
+                    done.Add((layer, a));
                 }
         }
         catch
         {
-            // All or nothing: a safe merge that finds NaN/Inf in one layer leaves no layer merged.
-            foreach (TLayer layer in done.Distinct()) layer.Unmerge();
+            // All or nothing: a safe merge that finds NaN/Inf in one layer undoes this call's merges
+            // (newest first); adapters merged by earlier calls stay merged.
+            for (int i = done.Count - 1; i >= 0; i--) done[i].Layer.UnmergeLatest(done[i].Adapter);
             throw;
         }
     }

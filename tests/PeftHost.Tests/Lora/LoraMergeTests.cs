@@ -102,7 +102,7 @@ public class LoraMergeTests
         var p = Params(model);
         using (no_grad()) p["layers.1.q_proj.lora_B.default.weight"][0, 0].fill_(float.NaN);
 
-        var e = Assert.Throws<InvalidOperationException>(() => tuner.Merge(["default"], safeMerge: true));
+        var e = Assert.Throws<InvalidDataException>(() => tuner.Merge(["default"], safeMerge: true));
         Assert.Contains("default", e.Message);
         Assert.Empty(tuner.MergedAdapters);
         Assert.Equal(0.0, Diff(p["layers.1.q_proj.base_layer.weight"], q1));
@@ -117,7 +117,7 @@ public class LoraMergeTests
         using ITunerModel tuner = Apply(model, Config(("target_modules", List("linear")), ("r", 2), ("init_lora_weights", false), ("use_dora", true)));
         var p = Params(model);
         using (no_grad()) p["linear.lora_A.default.weight"][1, 3].fill_(float.PositiveInfinity);
-        Assert.Throws<InvalidOperationException>(() => tuner.Merge(["default"], safeMerge: true));
+        Assert.Throws<InvalidDataException>(() => tuner.Merge(["default"], safeMerge: true));
         Assert.Equal(0.0, Diff(p["linear.base_layer.weight"], w0));
     }
 }
