@@ -18,6 +18,7 @@ root.Subcommands.Add(DemoCommand.Create(plugins));
 root.Subcommands.Add(AdapterCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create(plugins));
 root.Subcommands.Add(GenerateCommand.Create(plugins));
+root.Subcommands.Add(MergeCommand.Create(plugins));
 root.Subcommands.Add(MakeModelCommand.Create());
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
