@@ -23,5 +23,6 @@ root.Subcommands.Add(MakeModelCommand.Create());
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
 bench.Subcommands.Add(BenchModelsCommand.Create());
+bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();
