@@ -17,7 +17,7 @@ namespace PeftHost.Engine.Peft;
 /// plugin version to the new one (<see cref="BeginTunerSwap"/>). Forward passes run under a read
 /// lock so that a swap waits for those in flight and new ones wait for the swap.
 /// </summary>
-public sealed class PeftModel : IDisposable
+public sealed partial class PeftModel : IDisposable
 {
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.SupportsRecursion);
     private readonly PluginCatalog _catalog;
