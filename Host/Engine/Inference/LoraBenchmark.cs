@@ -18,9 +18,9 @@ public static class LoraBenchmark
 {
     /// <summary>Figures of one run.</summary>
     /// <param name="Threads">Intra-op threads.</param>
-    /// <param name="BaseSeconds">Median forward time of the base model.</param>
-    /// <param name="UnmergedSeconds">Median forward time with the adapter unmerged.</param>
-    /// <param name="MergedSeconds">Median forward time with the adapter merged.</param>
+    /// <param name="Base">Forward times of the base model.</param>
+    /// <param name="Unmerged">Forward times with the adapter unmerged.</param>
+    /// <param name="Merged">Forward times with the adapter merged.</param>
     /// <param name="LoadMilliseconds">Median time of <see cref="PeftModel.LoadAdapter"/> from a saved folder.</param>
     /// <param name="HotswapMilliseconds">Median time of a hotswap load.</param>
     /// <param name="Swaps">Hotswaps in the leak check.</param>
@@ -28,15 +28,26 @@ public static class LoraBenchmark
     /// <param name="LiveTensorsAfter">Live TorchSharp tensors after them.</param>
     /// <param name="RssBefore">Process RSS (bytes) before the hotswaps.</param>
     /// <param name="RssAfter">Process RSS (bytes) after them.</param>
-    public sealed record Result(int Threads, double BaseSeconds, double UnmergedSeconds, double MergedSeconds, double LoadMilliseconds, double HotswapMilliseconds,
+    public sealed record Result(int Threads, Timing Base, Timing Unmerged, Timing Merged, double LoadMilliseconds, double HotswapMilliseconds,
         int Swaps, long LiveTensorsBefore, long LiveTensorsAfter, long RssBefore, long RssAfter)
     {
-        /// <summary>Unmerged forward time over the base's.</summary>
-        public double UnmergedRatio => UnmergedSeconds / BaseSeconds;
+        /// <summary>Unmerged forward time over the base's (wall time).</summary>
+        public double UnmergedRatio => Unmerged.Seconds / Base.Seconds;
 
-        /// <summary>Merged forward time over the base's.</summary>
-        public double MergedRatio => MergedSeconds / BaseSeconds;
+        /// <summary>Merged forward time over the base's (wall time).</summary>
+        public double MergedRatio => Merged.Seconds / Base.Seconds;
+
+        /// <summary>Unmerged over base in process CPU time, which waiting for other processes' load does not inflate.</summary>
+        public double UnmergedCpuRatio => Unmerged.CpuSeconds / Base.CpuSeconds;
+
+        /// <summary>Merged over base in process CPU time.</summary>
+        public double MergedCpuRatio => Merged.CpuSeconds / Base.CpuSeconds;
     }
+
+    /// <summary>Medians of one kind of forward.</summary>
+    /// <param name="Seconds">Wall time.</param>
+    /// <param name="CpuSeconds">Process CPU time (all threads).</param>
+    public sealed record Timing(double Seconds, double CpuSeconds);
 
     /// <summary>The adapter config benchmarked (init_lora_weights false: B is not zero, so the adapter computes something real).</summary>
     public static JsonObject AdapterConfig() => new()
@@ -67,7 +78,7 @@ public static class LoraBenchmark
             peft.SavePretrained(first);
             SaveAnother(plain, catalog, second);
 
-            (double baseS, double unmergedS, double mergedS) = Forwards(plain, peft, batch, rounds);
+            (Timing baseT, Timing unmergedT, Timing mergedT) = Forwards(plain, peft, batch, rounds);
             double load = LoadTime(plain, catalog, first, loads);
 
             peft.PrepareForHotswap(16);
@@ -78,7 +89,7 @@ public static class LoraBenchmark
             (long tensorsBefore, long rssBefore) = Counts();
             for (int i = 0; i < swaps; i++) peft.LoadAdapter(folders[i % 2], "default", hotswap: true);
             (long tensorsAfter, long rssAfter) = Counts();
-            return new Result(threads, baseS, unmergedS, mergedS, load * 1e3, hotswap * 1e3, swaps, tensorsBefore, tensorsAfter, rssBefore, rssAfter);
+            return new Result(threads, baseT, unmergedT, mergedT, load * 1e3, hotswap * 1e3, swaps, tensorsBefore, tensorsAfter, rssBefore, rssAfter);
         }
         finally
         {
@@ -90,9 +101,11 @@ public static class LoraBenchmark
 
     // Base, unmerged and merged in turn every round (the order rotates), so that load from the other
     // sessions on the machine falls on all three alike; medians per kind.
-    private static (double Base, double Unmerged, double Merged) Forwards(nn.Module plain, PeftModel peft, Tensor batch, int rounds)
+    private static (Timing Base, Timing Unmerged, Timing Merged) Forwards(nn.Module plain, PeftModel peft, Tensor batch, int rounds)
     {
         var times = new List<double>[3] { [], [], [] };
+        var cpu = new List<double>[3] { [], [], [] };
+        using var process = Process.GetCurrentProcess();
         void Forward(nn.Module m)
         {
             using (torch.inference_mode())
@@ -110,14 +123,22 @@ public static class LoraBenchmark
             {
                 int kind = (j + Math.Max(round, 0)) % 3;
                 if (kind == 2) peft.Merge();
+                process.Refresh();
+                TimeSpan cpuStart = process.TotalProcessorTime;
                 long start = Stopwatch.GetTimestamp();
                 kinds[kind]();
                 double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                process.Refresh();
+                double cpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds;
                 if (kind == 2) peft.Unmerge();
-                if (round >= 0) times[kind].Add(seconds); // round -1 warms up
+                if (round >= 0) // round -1 warms up
+                {
+                    times[kind].Add(seconds);
+                    cpu[kind].Add(cpuSeconds);
+                }
             }
         }
-        return (MedianOf(times[0]), MedianOf(times[1]), MedianOf(times[2]));
+        return (new(MedianOf(times[0]), MedianOf(cpu[0])), new(MedianOf(times[1]), MedianOf(cpu[1])), new(MedianOf(times[2]), MedianOf(cpu[2])));
     }
 
     // PEFT's load_adapter on a model that has no adapter yet: read the folder, inject the layers, fill them.
