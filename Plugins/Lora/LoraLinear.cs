@@ -164,11 +164,18 @@ public class LoraLinear : LoraLayer
             using Tensor flat = result.view(-1, result.shape[^1]);
             using Tensor rows = down.view(-1, down.shape[^1]);
             using Tensor bt = b.t();
-            using Tensor same = flat.addmm_(rows, bt, beta: 1, alpha: (float)scaling);
+            Release(flat.addmm_(rows, bt, beta: 1, alpha: (float)scaling), flat);
             return;
         }
         using Tensor up = down.matmul(b.t());
-        using Tensor added = result.add_(up.to(result.dtype), alpha: scaling);
+        using Tensor cast = up.to(result.dtype);
+        Release(result.add_(cast, alpha: scaling), result);
+    }
+
+    // An in-place op may hand back the tensor itself or a new wrapper of it: only a new wrapper is ours to dispose.
+    private static void Release(Tensor returned, Tensor target)
+    {
+        if (!ReferenceEquals(returned, target)) returned.Dispose();
     }
 
     // PEFT's factor initialisations work on the [out, in] weight; a Conv1D's is transposed.
