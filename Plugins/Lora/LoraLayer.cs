@@ -162,8 +162,8 @@ public abstract class LoraLayer : TunerLayer
         long r = newA.shape[0];
         using (no_grad())
         {
-            a.zero_();
-            b.zero_();
+            Zero(a);
+            Zero(b);
             using (Tensor top = a.narrow(0, 0, r)) top.copy_(newA);
             using (Tensor left = b.narrow(1, 0, r)) left.copy_(newB);
             if (magnitude is not null) Magnitude(adapter).copy_(magnitude);
@@ -177,9 +177,17 @@ public abstract class LoraLayer : TunerLayer
         (Parameter a, Parameter b) = Factors(adapter);
         using (no_grad())
         {
-            a.zero_();
-            b.zero_();
+            Zero(a);
+            Zero(b);
         }
+    }
+
+    // TorchSharp 0.107's zero_() returns a new wrapper of the same tensor: undisposed, every hotswap
+    // would leave two live handles per layer for the finalizer.
+    private static void Zero(Tensor t)
+    {
+        Tensor same = t.zero_();
+        if (!ReferenceEquals(same, t)) same.Dispose();
     }
 
     /// <summary>Creates an adapter's low-rank factors, initialised as <paramref name="init"/> says (null: not at all).</summary>

@@ -129,15 +129,16 @@ public class LoraLinear : LoraLayer
         foreach (string adapter in activeAdapters)
         {
             Linear a = lora_A[adapter], b = lora_B[adapter];
-            Tensor x = input.to(a.weight!.dtype);
+            Tensor x = input.dtype == a.weight!.dtype ? input : input.to(a.weight.dtype);
             double scaling = Scaling(adapter);
+            nn.Module<Tensor, Tensor> dropout = Dropout(adapter);
             if (!UsesDora(adapter))
             {
-                // In place: the base output is a fresh tensor nothing else holds, and its backward does not need it.
-                result = result.add_(b.forward(a.forward(Dropout(adapter).forward(x))), alpha: scaling);
+                Tensor down = a.forward(dropout is Identity ? x : dropout.forward(x));
+                AddUp(result, down, b.weight!, scaling);
                 continue;
             }
-            Tensor xd = Dropout(adapter).forward(x);
+            Tensor xd = dropout.forward(x);
             Tensor lora = b.forward(a.forward(xd));
             Tensor weight = Weight.to(x.dtype);
             Tensor norm;
@@ -152,6 +153,29 @@ public class LoraLinear : LoraLayer
             result = result + (scale - 1) * baseProduct + scale * lora * scaling;
         }
         return scope.MoveToOuter(result.to(resultType));
+    }
+
+    // result += scaling · down · Bᵀ. In place, as one addmm into the base output (a fresh tensor nothing
+    // else holds, whose backward does not need it): no [tokens, out] temporary and no separate add pass.
+    private static void AddUp(Tensor result, Tensor down, Tensor b, double scaling)
+    {
+        if (result.dtype == b.dtype && result.is_contiguous() && down.is_contiguous())
+        {
+            using Tensor flat = result.view(-1, result.shape[^1]);
+            using Tensor rows = down.view(-1, down.shape[^1]);
+            using Tensor bt = b.t();
+            Release(flat.addmm_(rows, bt, beta: 1, alpha: (float)scaling), flat);
+            return;
+        }
+        using Tensor up = down.matmul(b.t());
+        using Tensor cast = up.to(result.dtype);
+        Release(result.add_(cast, alpha: scaling), result);
+    }
+
+    // An in-place op may hand back the tensor itself or a new wrapper of it: only a new wrapper is ours to dispose.
+    private static void Release(Tensor returned, Tensor target)
+    {
+        if (!ReferenceEquals(returned, target)) returned.Dispose();
     }
 
     // PEFT's factor initialisations work on the [out, in] weight; a Conv1D's is transposed.

@@ -17,7 +17,7 @@ internal static class LogitsCommand
     {
         var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors or a sharded index).", Required = true };
         var adapter = new Option<string[]>("--adapter") { Description = "PEFT adapter folder, [NAME=]DIR; repeat for several (all active).", AllowMultipleArgumentsPerToken = false };
-        var merge = new Option<bool>("--merge") { Description = "Merge adapters into the base weights first." };
+        var merge = new Option<bool>("--merge") { Description = "Merge every active adapter into the base weights before the forward." };
         var inputs = new Option<string>("--inputs") { Description = "JSON: {\"input_ids\": [[...]], \"attention_mask\"?, \"token_type_ids\"?}.", Required = true };
         var output = new Option<string>("--out") { Description = "Output .safetensors (one float32 tensor 'logits').", Required = true };
         var backend = new Option<string>("--backend") { Description = "torch | vulkan.", DefaultValueFactory = _ => "torch" };
@@ -41,15 +41,14 @@ internal static class LogitsCommand
                 }
                 if (be != "torch") return Fail($"unknown backend '{be}': use torch or vulkan.");
                 string[] adapters = parse.GetValue(adapter) ?? [];
-                if (parse.GetValue(merge))
-                    return Fail("--merge is not supported yet (merging adapters into the base weights is a separate feature); run without --merge for the unmerged adapter logits.");
+                if (parse.GetValue(merge) && adapters.Length == 0) return Fail("--merge needs at least one --adapter to merge.");
                 if (parse.GetValue(threads) is int n)
                 {
                     if (n < 1) return Fail("--threads must be at least 1.");
                     torch.set_num_threads(n);
                 }
                 long[] shape = LogitsRunner.Run(parse.GetValue(model)!, [.. adapters.Select(LogitsRunner.AdapterSpec.Parse)], parse.GetValue(inputs)!, parse.GetValue(output)!,
-                    parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!));
+                    parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(merge));
                 Console.WriteLine($"logits [{string.Join(", ", shape)}] -> {parse.GetValue(output)}");
                 return 0;
             }

@@ -1,6 +1,3 @@
-using PeftHost.Abstractions.State;
-using PeftHost.Engine.Peft;
-using PeftHost.Engine.Plugins;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models;
 using PeftHost.Models.Checkpoint;
@@ -29,47 +26,36 @@ public static class LogitsRunner
     /// <summary>
     /// Computes the logits: [batch, seq, vocab] for causal LMs ([batch, virtual + seq, vocab] with a
     /// prompt tuning or p-tuning adapter), [batch, num_labels] for sequence classification; every
-    /// adapter given is active. Returns the output's shape.
+    /// adapter given is active, and with <paramref name="merge"/> merged into the base weights before
+    /// the forward. Returns the output's shape.
     /// </summary>
-    public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device)
+    public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device, bool merge = false)
     {
-        (_, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device);
-        using (model)
-        using (ModelInputs inputs = ModelInputs.Read(inputsPath))
+        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, dtype, device);
+        using ModelInputs inputs = ModelInputs.Read(inputsPath);
+        ModelInputs onDevice = inputs.To(device);
+        try
         {
-            ModelInputs onDevice = inputs.To(device);
+            nn.Module model = loaded.Model;
             Func<Tensor> forward = model switch
             {
                 ICausalLM lm => () => lm.Forward(onDevice.InputIds, onDevice.AttentionMask),
                 ISequenceClassifier c => () => c.Forward(onDevice.InputIds, onDevice.AttentionMask, onDevice.TokenTypeIds),
                 _ => throw new NotSupportedException($"{model.GetType().Name} has no logits head: use a causal LM or a sequence classification model."),
             };
-            Tensor logits;
-            if (adapters.Count == 0)
+            if (merge) loaded.MergeActiveAdapters();
+            // A causal LM with adapters goes through PEFT's causal LM forward, so prompt-learning adapters add their virtual tokens.
+            using Tensor logits = loaded.Run(() =>
             {
-                using (torch.no_grad()) logits = forward();
-            }
-            else
-            {
-                using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = pluginsFolder, HotReload = false });
-                catalog.Scan();
-                using var peft = new PeftModel(model, catalog);
-                foreach (AdapterSpec a in adapters)
-                    peft.LoadAdapter(a.Folder, a.Name);
-                peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
-                // A causal LM goes through PEFT's causal LM forward, so prompt-learning adapters add their virtual tokens.
-                if (model is ICausalLM)
-                {
-                    using (torch.no_grad()) logits = peft.CausalLMForward(onDevice.InputIds, onDevice.AttentionMask);
-                }
-                else logits = peft.Run(() => { using (torch.no_grad()) return forward(); });
-            }
-            using (logits)
-            {
-                if (!ReferenceEquals(onDevice, inputs)) onDevice.Dispose();
-                SafetensorsWriter.Write(outPath, [TensorBridge.ToWrite("logits", logits.to(ScalarType.Float32))], new Dictionary<string, string> { ["format"] = "pt" });
-                return logits.shape;
-            }
+                using (torch.no_grad())
+                    return loaded.Peft is { } peft && model is ICausalLM ? peft.CausalLMForward(onDevice.InputIds, onDevice.AttentionMask) : forward();
+            });
+            SafetensorsWriter.Write(outPath, [TensorBridge.ToWrite("logits", logits.to(ScalarType.Float32))], new Dictionary<string, string> { ["format"] = "pt" });
+            return logits.shape;
+        }
+        finally
+        {
+            if (!ReferenceEquals(onDevice, inputs)) onDevice.Dispose();
         }
     }
 }

@@ -1,0 +1,43 @@
+using System.CommandLine;
+using PeftHost.Engine.Inference;
+using PeftHost.Engine.Plugins;
+using PeftHost.Models.Checkpoint;
+
+namespace PeftHost.Cli.Commands;
+
+/// <summary>
+/// `pefthost merge --model DIR --adapter [NAME=]DIR [...] --out DIR [--dtype f32|f16|bf16] [--force]`:
+/// writes a plain Hugging Face model folder with the adapters merged into the weights.
+/// </summary>
+internal static class MergeCommand
+{
+    public static Command Create(Option<string> pluginsOption)
+    {
+        var model = new Option<string>("--model") { Description = "Base model folder.", Required = true };
+        var adapter = new Option<string[]>("--adapter") { Description = "PEFT adapter folder, [NAME=]DIR; repeat for several (all merged).", Required = true, AllowMultipleArgumentsPerToken = false };
+        var output = new Option<string>("--out") { Description = "Output folder (must be empty or absent unless --force).", Required = true };
+        var dtype = new Option<string?>("--dtype") { Description = "f32 | f16 | bf16 (default: the base's torch_dtype)." };
+        var force = new Option<bool>("--force") { Description = "Overwrite a non-empty output folder." };
+        var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force };
+        command.SetAction(parse =>
+        {
+            try
+            {
+                string[] adapters = parse.GetValue(adapter) ?? [];
+                string? d = parse.GetValue(dtype);
+                MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, [.. adapters.Select(LogitsRunner.AdapterSpec.Parse)], parse.GetValue(output)!,
+                    parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force));
+                Console.WriteLine(FormattableString.Invariant(
+                    $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));
+                return 0;
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or KeyNotFoundException or PluginFaultException
+                                           or PeftHost.Abstractions.Config.TunerConfigException)
+            {
+                Console.Error.WriteLine("error: " + e.Message);
+                return 1;
+            }
+        });
+        return command;
+    }
+}
