@@ -15,11 +15,16 @@ public static class LogitsRunner
     /// <summary>An adapter to apply: its name and folder.</summary>
     public sealed record AdapterSpec(string Name, string Folder)
     {
-        /// <summary>Parses <c>[NAME=]DIR</c>; unnamed adapters are "default", then "adapter_2", ...</summary>
+        /// <summary>
+        /// Parses <c>[NAME=]DIR</c>. Without NAME the adapter is named after its folder, as a user loading
+        /// it would name it ('.' becomes '_', since adapter names appear in parameter paths).
+        /// </summary>
         public static AdapterSpec Parse(string text, int index)
         {
             int eq = text.IndexOf('=');
-            return eq > 0 && !Directory.Exists(text) ? new(text[..eq], text[(eq + 1)..]) : new(index == 0 ? "default" : $"adapter_{index + 1}", text);
+            if (eq > 0 && !Directory.Exists(text)) return new(text[..eq], text[(eq + 1)..]);
+            string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(text))).Replace('.', '_');
+            return new(name.Length > 0 ? name : $"adapter_{index + 1}", text);
         }
     }
 
