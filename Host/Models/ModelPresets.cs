@@ -21,15 +21,15 @@ public static class ModelPresets
     /// <summary>The config.json object of a preset (tiny = the shared conformance configs).</summary>
     public static JsonObject Config(string arch, string size) => (arch, size) switch
     {
-        // Tiny causal LMs take the conformance configs' sizes except the vocabulary: a byte-level BPE
-        // needs its 256 byte ids plus the special tokens (<s> </s>; <|endoftext|>).
-        ("llama", "tiny") => Llama(256 + LlamaSpecialTokens.Length, 64, 128, 2, 4, 2, tiny: true),
+        // Tiny = the conformance configs. Their 256-token vocabulary holds a byte-level BPE: the bytes UTF-8
+        // never uses (0xFF, 0xFE, ...) make room for the special tokens (<s> </s>; <|endoftext|>).
+        ("llama", "tiny") => Llama(256, 64, 128, 2, 4, 2, tiny: true),
         ("llama", "small") => Llama(8192, 512, 1408, 8, 8, 8, tiny: false),
         ("llama", "medium") => Llama(32000, 1024, 2816, 8, 16, 8, tiny: false),
         ("bert", "tiny") => Bert(256, 64, 128, 2, 4, 128, tiny: true),
         ("bert", "small") => Bert(8192, 256, 1024, 4, 4, 512, tiny: false),
         ("bert", "medium") => Bert(30522, 512, 2048, 8, 8, 512, tiny: false),
-        ("gpt2", "tiny") => Gpt2(257, 64, 2, 4, 128, tiny: true),
+        ("gpt2", "tiny") => Gpt2(256, 64, 2, 4, 128, tiny: true),
         ("gpt2", "small") => Gpt2(8192, 256, 4, 4, 512, tiny: false),
         ("gpt2", "medium") => Gpt2(50257, 512, 8, 8, 1024, tiny: false),
         _ => throw new ArgumentException($"No preset for --arch {arch} --size {size} (arch: {string.Join("|", Architectures)}; size: {string.Join("|", Sizes)})."),

@@ -8,9 +8,19 @@ namespace PeftHost.Tokenizers;
 /// </summary>
 internal static class BpeTrainer
 {
+    // Bytes that never occur in UTF-8 text (0xC0, 0xC1, 0xF5-0xFF), highest first: a vocabulary smaller
+    // than 256 + specials leaves these out, and every string still encodes.
+    private static readonly byte[] NeverInUtf8 = [0xFF, 0xFE, 0xFD, 0xFC, 0xFB, 0xFA, 0xF9, 0xF8, 0xF7, 0xF6, 0xF5, 0xC1, 0xC0];
+
+    /// <summary>The smallest base alphabet: the 256 bytes less those UTF-8 never uses.</summary>
+    public static int MinimumAlphabet => 256 - NeverInUtf8.Length;
+
     public static (List<string> Vocab, List<(string A, string B)> Merges) Train(string text, int targetSize)
     {
-        var vocab = Enumerable.Range(0, 256).Select(b => ByteLevelAlphabet.Map((byte)b).ToString()).ToList();
+        if (targetSize < MinimumAlphabet)
+            throw new ArgumentOutOfRangeException(nameof(targetSize), targetSize, $"a byte-level vocabulary needs at least {MinimumAlphabet} byte tokens.");
+        var dropped = new HashSet<byte>(NeverInUtf8.Take(Math.Max(0, 256 - targetSize)));
+        var vocab = Enumerable.Range(0, 256).Where(b => !dropped.Contains((byte)b)).Select(b => ByteLevelAlphabet.Map((byte)b).ToString()).ToList();
         var known = new HashSet<string>(vocab, StringComparer.Ordinal);
         var words = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (Match m in Regex.Matches(text, HfPreTokenizer.Gpt2Pattern))

@@ -28,9 +28,10 @@ public static partial class TokenizerFiles
             throw new ArgumentException("special tokens must be non-empty and distinct.", nameof(specialTokens));
         }
 
-        if (vocabSize < 256 + specials.Count)
+        if (vocabSize < BpeTrainer.MinimumAlphabet + specials.Count)
         {
-            throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, $"must be at least 256 byte tokens + {specials.Count} special tokens.");
+            throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize,
+                $"must be at least {BpeTrainer.MinimumAlphabet} byte tokens (the 256 bytes less those UTF-8 never uses) + {specials.Count} special tokens.");
         }
 
         (List<string> vocab, List<(string A, string B)> merges) = BpeTrainer.Train(trainingText ?? TrainingText.English, vocabSize - specials.Count);

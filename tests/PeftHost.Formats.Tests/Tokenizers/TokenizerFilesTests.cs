@@ -56,7 +56,23 @@ public sealed class TokenizerFilesTests
     [Fact]
     public void Byte_level_bpe_rejects_a_size_below_the_byte_alphabet()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => TokenizerFiles.WriteByteLevelBpe(TokenizerTestFiles.NewDir(), 256));
+        // 243 bytes can occur in UTF-8 text (256 less 0xC0, 0xC1, 0xF5-0xFF); one special token more is the minimum.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TokenizerFiles.WriteByteLevelBpe(TokenizerTestFiles.NewDir(), 243));
+        Assert.Contains("at least 243 byte tokens", e.Message);
+    }
+
+    [Fact]
+    public void A_256_token_vocabulary_drops_bytes_utf8_never_uses_and_still_encodes_any_text()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerFiles.WriteByteLevelBpe(dir, 256, ["<s>", "</s>"]);
+        ITextTokenizer t = TokenizerLoader.FromDirectory(dir);
+        Assert.Equal(256, t.VocabSize);
+        Assert.Equal(254, t.TokenToId("<s>"));
+        Assert.Equal(255, t.TokenToId("</s>"));
+        const string text = "naïve café — 東京 🚀\n\ttabs";
+        Assert.Equal(text, t.Decode(t.Encode(text, addSpecialTokens: false)));
+        Assert.All(t.Encode(text, addSpecialTokens: false), id => Assert.InRange(id, 0, 253));
     }
 
     [Fact]
