@@ -1,15 +1,17 @@
 #version 450
-// y = W x for one weight type (TYPE_F32, TYPE_F16, TYPE_Q8_0 or TYPE_Q4_0), W row-major
-// [rows, cols] in GGML's block layout: the row-per-invocation layout for CPU devices (lavapipe).
-// Each invocation computes NR whole rows, so there is no reduction and no barrier; the x index is
-// the same across the workgroup (a single load broadcast to every lane on llvmpipe), and weights
-// are read as 32-bit words (vec4 / uvec4 where the row length allows it), two quantized blocks
-// at a time so that each pair starts on a 4-byte boundary. Rows past the end compute a clamped
-// row and skip the store, so every invocation runs the same loop.
+// Y[t, r] (+)= sum_k X[t, k] W[r, k] for one weight type (TYPE_F32, TYPE_F16, TYPE_Q8_0 or
+// TYPE_Q4_0), W row-major [rows, cols] in GGML's block layout, X [tokens, cols], Y [tokens, rows]:
+// the row-per-invocation layout for CPU devices (lavapipe), for decode (tokens = 1) and prefill.
+// Each invocation computes one whole row for NT tokens (workgroup y), so there is no reduction and
+// no barrier, each weight is read and dequantized once per NT tokens, and the x index is the same
+// across the workgroup. Weights are read as 32-bit words (vec4 / uvec4 where the row length
+// allows it), two quantized blocks at a time so that each pair starts on a 4-byte boundary. Rows
+// and tokens past the end compute clamped ones and skip the store, so every invocation runs the
+// same loop. Workgroups: x (+ z * numGroups.x) over rows / WG, y over tokens / NT.
 
 layout(constant_id = 0) const uint WG = 8;      // invocations per workgroup (the subgroup size)
 layout(constant_id = 1) const bool ACC = false; // y[row] += W x (residual connections) instead of y[row] = W x
-layout(constant_id = 2) const uint NR = 1;      // rows per invocation (1 or 2)
+layout(constant_id = 2) const uint NT = 1;      // tokens per invocation (x rows sharing each weight read)
 layout(local_size_x_id = 0) in;
 
 #if defined(TYPE_F32)
@@ -25,7 +27,7 @@ layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 2) buffer Y { float y[]; };
 
-layout(push_constant) uniform Params { uint rows; uint cols; } p;
+layout(push_constant) uniform Params { uint rows; uint cols; uint tokens; } p;
 
 #ifndef TYPE_F32
 float halfAt(uint off)
@@ -35,23 +37,39 @@ float halfAt(uint off)
 }
 #endif
 
-#if defined(TYPE_Q4_0)
-// d * sum of the 32 nibbles of one block (4 words of quants, byte j: element j low, j + 16 high) times x.
-float blockDot(float d, uvec4 q, uint xb)
+#if defined(TYPE_Q8_0)
+vec4 bytes4(uint v) { return vec4(ivec4(v << 24, v << 16, v << 8, v) >> 24); }
+#endif
+
+// Per token of this invocation: the start of its x row, and the partial sums.
+uint xrow[NT];
+vec4 acc[NT];
+
+// acc[t] += 4 weights (columns k..k+3, k a multiple of 4) times x. Needs cols % 4 == 0.
+void addVec(vec4 v, uint k)
 {
-    vec4 lo = vec4(0.0), hi = vec4(0.0);
+    for (uint t = 0u; t < NT; t++) {
+        acc[t] += v * x4[(xrow[t] + k) >> 2];
+    }
+}
+
+void addScalar(float v, uint k)
+{
+    for (uint t = 0u; t < NT; t++) {
+        acc[t].x += v * x[xrow[t] + k];
+    }
+}
+
+#if defined(TYPE_Q4_0)
+// One block: d, 4 words of quants (byte j: element j low nibble, element j + 16 high), at column k.
+void addQ4(float d, uvec4 q, uint k)
+{
     for (uint i = 0u; i < 4u; i++) {
         const uint v = q[i];
-        const vec4 l = vec4(uvec4(v, v >> 8, v >> 16, v >> 24) & 0xFu) - 8.0;
-        const vec4 h = vec4(uvec4(v >> 4, v >> 12, v >> 20, v >> 28) & 0xFu) - 8.0;
-        lo += l * x4[(xb >> 2) + i];
-        hi += h * x4[(xb >> 2) + 4u + i];
+        addVec(d * (vec4(uvec4(v, v >> 8, v >> 16, v >> 24) & 0xFu) - 8.0), k + 4u * i);
+        addVec(d * (vec4(uvec4(v >> 4, v >> 12, v >> 20, v >> 28) & 0xFu) - 8.0), k + 16u + 4u * i);
     }
-    const vec4 s = lo + hi;
-    return d * (s.x + s.y + s.z + s.w);
 }
-#elif defined(TYPE_Q8_0)
-vec4 bytes4(uint v) { return vec4(ivec4(v << 24, v << 16, v << 8, v) >> 24); }
 #endif
 
 #if defined(TYPE_Q4_0) || defined(TYPE_Q8_0)
@@ -63,35 +81,30 @@ uint wordAt(uint off)
 }
 #endif
 
-float rowDot(uint row)
+void rowDot(uint row)
 {
-    float sum = 0.0;
 #if defined(TYPE_F32)
     const uint base = row * p.cols;
     if ((p.cols & 3u) == 0u) {
-        vec4 s = vec4(0.0);
         for (uint i = 0u; i < p.cols / 4u; i++) {
-            s += w4[(base >> 2) + i] * x4[i];
+            addVec(w4[(base >> 2) + i], 4u * i);
         }
-        sum = s.x + s.y + s.z + s.w;
     } else {
         for (uint i = 0u; i < p.cols; i++) {
-            sum += w[base + i] * x[i];
+            addScalar(w[base + i], i);
         }
     }
 #elif defined(TYPE_F16)
     const uint base = row * p.cols * 2u;
     if ((p.cols & 7u) == 0u) {
-        vec4 s = vec4(0.0);
         for (uint i = 0u; i < p.cols / 8u; i++) {
             const uvec4 v = w128[(base >> 4) + i];
-            s += vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y)) * x4[2u * i]
-               + vec4(unpackHalf2x16(v.z), unpackHalf2x16(v.w)) * x4[2u * i + 1u];
+            addVec(vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y)), 8u * i);
+            addVec(vec4(unpackHalf2x16(v.z), unpackHalf2x16(v.w)), 8u * i + 4u);
         }
-        sum = s.x + s.y + s.z + s.w;
     } else {
         for (uint i = 0u; i < p.cols; i++) {
-            sum += unpackHalf2x16(w32[(base + 2u * i) >> 2] >> (((base + 2u * i) & 2u) * 8u)).x * x[i];
+            addScalar(unpackHalf2x16(w32[(base + 2u * i) >> 2] >> (((base + 2u * i) & 2u) * 8u)).x, i);
         }
     }
 #elif defined(TYPE_Q4_0)
@@ -104,13 +117,13 @@ float rowDot(uint row)
             const uint w0 = w32[o], w1 = w32[o + 1u], w2 = w32[o + 2u], w3 = w32[o + 3u], w4 = w32[o + 4u];
             const uvec4 qa = uvec4((w0 >> 16) | (w1 << 16), (w1 >> 16) | (w2 << 16), (w2 >> 16) | (w3 << 16), (w3 >> 16) | (w4 << 16));
             const uvec4 qb = uvec4(w32[o + 5u], w32[o + 6u], w32[o + 7u], w32[o + 8u]);
-            sum += blockDot(unpackHalf2x16(w0).x, qa, b * 32u) + blockDot(unpackHalf2x16(w4 >> 16).x, qb, b * 32u + 32u);
+            addQ4(unpackHalf2x16(w0).x, qa, b * 32u);
+            addQ4(unpackHalf2x16(w4 >> 16).x, qb, b * 32u + 32u);
         }
     } else {
         for (uint b = 0u; b < blocks; b++) {
             const uint off = base + b * 18u;
-            const uvec4 q = uvec4(wordAt(off + 2u), wordAt(off + 6u), wordAt(off + 10u), wordAt(off + 14u));
-            sum += blockDot(halfAt(off), q, b * 32u);
+            addQ4(halfAt(off), uvec4(wordAt(off + 2u), wordAt(off + 6u), wordAt(off + 10u), wordAt(off + 14u)), b * 32u);
         }
     }
 #elif defined(TYPE_Q8_0)
@@ -118,8 +131,6 @@ float rowDot(uint row)
     const uint base = row * blocks * 34u;
     for (uint b = 0u; b < blocks; b++) {
         const uint off = base + b * 34u;
-        const uint xb = b * 8u;
-        vec4 s = vec4(0.0);
         if ((off & 2u) == 0u) {
             // d in the low half of the first word: the quants straddle words.
             const uint o = off >> 2;
@@ -127,33 +138,39 @@ float rowDot(uint row)
             const float d = unpackHalf2x16(prev).x;
             for (uint i = 0u; i < 8u; i++) {
                 const uint next = w32[o + 1u + i];
-                s += bytes4((prev >> 16) | (next << 16)) * x4[xb + i];
+                addVec(d * bytes4((prev >> 16) | (next << 16)), b * 32u + 4u * i);
                 prev = next;
             }
-            sum += d * (s.x + s.y + s.z + s.w);
         } else {
             const uint o = (off + 2u) >> 2;
             const float d = unpackHalf2x16(w32[o - 1u] >> 16).x;
             for (uint i = 0u; i < 8u; i++) {
-                s += bytes4(w32[o + i]) * x4[xb + i];
+                addVec(d * bytes4(w32[o + i]), b * 32u + 4u * i);
             }
-            sum += d * (s.x + s.y + s.z + s.w);
         }
     }
 #else
 #error "define one of TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0"
 #endif
-    return sum;
 }
 
 void main()
 {
-    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    for (uint r = 0u; r < NR; r++) {
-        const uint row = (group * NR + r) * WG + gl_LocalInvocationID.x;
-        const float s = rowDot(min(row, p.rows - 1u));
-        if (row < p.rows) {
-            y[row] = ACC ? y[row] + s : s;
+    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
+    const uint row = group * WG + gl_LocalInvocationID.x;
+    const uint tok0 = gl_WorkGroupID.y * NT;
+    for (uint t = 0u; t < NT; t++) {
+        xrow[t] = min(tok0 + t, p.tokens - 1u) * p.cols;
+        acc[t] = vec4(0.0);
+    }
+    rowDot(min(row, p.rows - 1u));
+    if (row < p.rows) {
+        for (uint t = 0u; t < NT; t++) {
+            if (tok0 + t < p.tokens) {
+                const uint o = (tok0 + t) * p.rows + row;
+                const float s = (acc[t].x + acc[t].y) + (acc[t].z + acc[t].w);
+                y[o] = ACC ? y[o] + s : s;
+            }
         }
     }
 }

@@ -16,6 +16,9 @@ public sealed class MatVecKernel
     [StructLayout(LayoutKind.Sequential)]
     private readonly record struct Push(uint Rows, uint Cols);
 
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct RowsPush(uint Rows, uint Cols, uint Tokens);
+
     private readonly VulkanComputePipeline _pipeline;
     private readonly uint _rowsPerGroup;
 
@@ -25,25 +28,20 @@ public sealed class MatVecKernel
     /// <param name="workgroupSize">Invocations per row (power of two, specialization constant 0).</param>
     /// <param name="accumulate">Add to y (y += W x, for residual connections) instead of storing (specialization constant 1).</param>
     /// <param name="layout">The invocation layout (default: the device's).</param>
-    /// <param name="rowsPerInvocation">Rows per invocation in the <see cref="MatVecLayout.RowPerInvocation"/> layout (1 or 2).</param>
-    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 8, bool accumulate = false, MatVecLayout layout = MatVecLayout.Auto, uint rowsPerInvocation = 1)
+    public MatVecKernel(VulkanContext context, GgmlType type, uint workgroupSize = 8, bool accumulate = false, MatVecLayout layout = MatVecLayout.Auto)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!uint.IsPow2(workgroupSize) || workgroupSize > context.Device.MaxWorkgroupInvocations)
         {
             throw new ArgumentOutOfRangeException(nameof(workgroupSize), workgroupSize, "A power of two within the device's workgroup limit.");
         }
-        if (rowsPerInvocation is not (1 or 2))
-        {
-            throw new ArgumentOutOfRangeException(nameof(rowsPerInvocation), rowsPerInvocation, "1 or 2.");
-        }
         Type = type;
         Layout = layout != MatVecLayout.Auto ? layout : context.Device.Kind == VulkanDeviceKind.Cpu ? MatVecLayout.RowPerInvocation : MatVecLayout.WorkgroupPerRow;
         if (Layout == MatVecLayout.RowPerInvocation)
         {
             ShaderName = $"matvec_rows_{GgmlTypeTraits.Name(type)}";
-            _rowsPerGroup = workgroupSize * rowsPerInvocation;
-            _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 8, [workgroupSize, accumulate ? 1u : 0u, rowsPerInvocation]));
+            _rowsPerGroup = workgroupSize;
+            _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 12, [workgroupSize, accumulate ? 1u : 0u, 1u]));
             Device = context.Device;
             return;
         }
@@ -83,6 +81,12 @@ public sealed class MatVecKernel
         VulkanGrid.Require(x, (ulong)cols * 4, "x", name);
         VulkanGrid.Require(y, (ulong)rows * 4, "y", name);
         (uint gx, uint gy) = VulkanGrid.Split(((ulong)rows + _rowsPerGroup - 1) / _rowsPerGroup, Device.MaxWorkgroupCount);
+        if (Layout == MatVecLayout.RowPerInvocation)
+        {
+            // The row shader takes the row split in z (y counts token groups).
+            recorder.Dispatch(_pipeline, [weights, x, y], new RowsPush((uint)rows, (uint)cols, 1), gx, 1, gy);
+            return;
+        }
         recorder.Dispatch(_pipeline, [weights, x, y], new Push((uint)rows, (uint)cols), gx, gy);
     }
 }
