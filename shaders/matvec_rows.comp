@@ -12,6 +12,8 @@
 layout(constant_id = 0) const uint WG = 8;      // invocations per workgroup (the subgroup size)
 layout(constant_id = 1) const bool ACC = false; // y[row] += W x (residual connections) instead of y[row] = W x
 layout(constant_id = 2) const uint NT = 1;      // tokens per invocation (x rows sharing each weight read)
+layout(constant_id = 3) const bool VEC = true;  // cols % 8 == 0: f32 / f16 rows read as vec4 / uvec4 (a
+                                                // constant, not a branch: llvmpipe runs both sides of a branch)
 layout(local_size_x_id = 0) in;
 
 #if defined(TYPE_F32)
@@ -29,13 +31,6 @@ layout(binding = 2) buffer Y { float y[]; };
 
 layout(push_constant) uniform Params { uint rows; uint cols; uint tokens; } p;
 
-#ifndef TYPE_F32
-float halfAt(uint off)
-{
-    const uint word = w32[off >> 2];
-    return unpackHalf2x16((off & 2u) != 0u ? (word >> 16) : (word & 0xFFFFu)).x;
-}
-#endif
 
 #if defined(TYPE_Q8_0)
 vec4 bytes4(uint v) { return vec4(ivec4(v << 24, v << 16, v << 8, v) >> 24); }
@@ -72,20 +67,12 @@ void addQ4(float d, uvec4 q, uint k)
 }
 #endif
 
-#if defined(TYPE_Q4_0) || defined(TYPE_Q8_0)
-// The word at a 2-byte-aligned byte offset.
-uint wordAt(uint off)
-{
-    const uint i = off >> 2;
-    return (off & 2u) == 0u ? w32[i] : (w32[i] >> 16) | (w32[i + 1u] << 16);
-}
-#endif
 
 void rowDot(uint row)
 {
 #if defined(TYPE_F32)
     const uint base = row * p.cols;
-    if ((p.cols & 3u) == 0u) {
+    if (VEC) {
         for (uint i = 0u; i < p.cols / 4u; i++) {
             addVec(w4[(base >> 2) + i], 4u * i);
         }
@@ -96,7 +83,7 @@ void rowDot(uint row)
     }
 #elif defined(TYPE_F16)
     const uint base = row * p.cols * 2u;
-    if ((p.cols & 7u) == 0u) {
+    if (VEC) {
         for (uint i = 0u; i < p.cols / 8u; i++) {
             const uvec4 v = w128[(base >> 4) + i];
             addVec(vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y)), 8u * i);
@@ -110,43 +97,31 @@ void rowDot(uint row)
 #elif defined(TYPE_Q4_0)
     const uint blocks = p.cols / 32u;
     const uint base = row * blocks * 18u;
-    if ((blocks & 1u) == 0u) {
-        // Pairs of blocks: 36 bytes = 9 words from a 4-byte boundary.
-        for (uint b = 0u; b < blocks; b += 2u) {
-            const uint o = (base + b * 18u) >> 2;
-            const uint w0 = w32[o], w1 = w32[o + 1u], w2 = w32[o + 2u], w3 = w32[o + 3u], w4 = w32[o + 4u];
-            const uvec4 qa = uvec4((w0 >> 16) | (w1 << 16), (w1 >> 16) | (w2 << 16), (w2 >> 16) | (w3 << 16), (w3 >> 16) | (w4 << 16));
-            const uvec4 qb = uvec4(w32[o + 5u], w32[o + 6u], w32[o + 7u], w32[o + 8u]);
-            addQ4(unpackHalf2x16(w0).x, qa, b * 32u);
-            addQ4(unpackHalf2x16(w4 >> 16).x, qb, b * 32u + 32u);
-        }
-    } else {
-        for (uint b = 0u; b < blocks; b++) {
-            const uint off = base + b * 18u;
-            addQ4(halfAt(off), uvec4(wordAt(off + 2u), wordAt(off + 6u), wordAt(off + 10u), wordAt(off + 14u)), b * 32u);
-        }
+    for (uint b = 0u; b < blocks; b++) {
+        // 18 bytes from a 2-byte boundary lie in 5 words; a select (not a branch) aligns them.
+        const uint off = base + b * 18u;
+        const uint o = off >> 2;
+        const bool odd = (off & 2u) != 0u;
+        const uint w0 = w32[o], w1 = w32[o + 1u], w2 = w32[o + 2u], w3 = w32[o + 3u], w4 = w32[o + 4u];
+        const float d = unpackHalf2x16(odd ? w0 >> 16 : w0).x;
+        const uvec4 q = odd ? uvec4(w1, w2, w3, w4)
+                            : uvec4((w0 >> 16) | (w1 << 16), (w1 >> 16) | (w2 << 16), (w2 >> 16) | (w3 << 16), (w3 >> 16) | (w4 << 16));
+        addQ4(d, q, b * 32u);
     }
 #elif defined(TYPE_Q8_0)
     const uint blocks = p.cols / 32u;
     const uint base = row * blocks * 34u;
     for (uint b = 0u; b < blocks; b++) {
+        // 34 bytes from a 2-byte boundary lie in 9 words; a select (not a branch) aligns them.
         const uint off = base + b * 34u;
-        if ((off & 2u) == 0u) {
-            // d in the low half of the first word: the quants straddle words.
-            const uint o = off >> 2;
-            uint prev = w32[o];
-            const float d = unpackHalf2x16(prev).x;
-            for (uint i = 0u; i < 8u; i++) {
-                const uint next = w32[o + 1u + i];
-                addVec(d * bytes4((prev >> 16) | (next << 16)), b * 32u + 4u * i);
-                prev = next;
-            }
-        } else {
-            const uint o = (off + 2u) >> 2;
-            const float d = unpackHalf2x16(w32[o - 1u] >> 16).x;
-            for (uint i = 0u; i < 8u; i++) {
-                addVec(d * bytes4(w32[o + i]), b * 32u + 4u * i);
-            }
+        const uint o = off >> 2;
+        const bool odd = (off & 2u) != 0u;
+        uint prev = w32[o];
+        const float d = unpackHalf2x16(odd ? prev >> 16 : prev).x;
+        for (uint i = 0u; i < 8u; i++) {
+            const uint next = w32[o + 1u + i];
+            addVec(d * bytes4(odd ? next : (prev >> 16) | (next << 16)), b * 32u + 4u * i);
+            prev = next;
         }
     }
 #else

@@ -22,6 +22,7 @@ public sealed class MatMulKernel
     private readonly VulkanComputePipeline _pipeline;
     private readonly uint _maxGroups;
     private readonly uint _tokensPerGroup;
+    private readonly VulkanComputePipeline? _unvectorized;
 
     /// <summary>Creates (or reuses) the pipeline for <paramref name="type"/>; <paramref name="accumulate"/> adds to Y.</summary>
     /// <param name="context">The device.</param>
@@ -37,9 +38,16 @@ public sealed class MatMulKernel
         Type = type;
         Layout = layout != MatVecLayout.Auto ? layout : context.Device.Kind == VulkanDeviceKind.Cpu ? MatVecLayout.RowPerInvocation : MatVecLayout.WorkgroupPerRow;
         _tokensPerGroup = tokensPerInvocation;
-        _pipeline = Layout == MatVecLayout.RowPerInvocation
-            ? context.GetPipeline(new VulkanPipelineDescription($"matvec_rows_{GgmlTypeTraits.Name(type)}", 3, 0b100, 12, [RowWorkgroup, accumulate ? 1u : 0u, tokensPerInvocation]))
-            : context.GetPipeline(new VulkanPipelineDescription($"matmul_{GgmlTypeTraits.Name(type)}", 3, 0b100, 12, [accumulate ? 1u : 0u]));
+        if (Layout == MatVecLayout.RowPerInvocation)
+        {
+            string shader = $"matvec_rows_{GgmlTypeTraits.Name(type)}";
+            _pipeline = context.GetPipeline(MatVecKernel.RowPipeline(shader, RowWorkgroup, accumulate, tokensPerInvocation, vectorized: true));
+            _unvectorized = context.GetPipeline(MatVecKernel.RowPipeline(shader, RowWorkgroup, accumulate, tokensPerInvocation, vectorized: false));
+        }
+        else
+        {
+            _pipeline = context.GetPipeline(new VulkanPipelineDescription($"matmul_{GgmlTypeTraits.Name(type)}", 3, 0b100, 12, [accumulate ? 1u : 0u]));
+        }
         _maxGroups = context.Device.MaxWorkgroupCount;
     }
 
@@ -68,7 +76,7 @@ public sealed class MatMulKernel
         {
             (uint rx, uint rz) = VulkanGrid.Split(((ulong)rows + RowWorkgroup - 1) / RowWorkgroup, _maxGroups);
             uint ry = ((uint)tokens + _tokensPerGroup - 1) / _tokensPerGroup;
-            recorder.Dispatch(_pipeline, [weights, x, y], new Push((uint)rows, (uint)cols, (uint)tokens), rx, ry, rz);
+            recorder.Dispatch(cols % 8 == 0 ? _pipeline : _unvectorized!, [weights, x, y], new Push((uint)rows, (uint)cols, (uint)tokens), rx, ry, rz);
             return;
         }
         uint gx = ((uint)rows + Tile - 1) / Tile;

@@ -21,6 +21,11 @@ public sealed class MatVecKernel
 
     private readonly VulkanComputePipeline _pipeline;
     private readonly uint _rowsPerGroup;
+    private readonly VulkanComputePipeline? _unvectorized;
+
+    /// <summary>The row shader's pipeline: workgroup, accumulate, tokens per invocation, and whether rows are read as vec4 / uvec4 (cols % 8 == 0).</summary>
+    internal static VulkanPipelineDescription RowPipeline(string shader, uint workgroup, bool accumulate, uint tokensPerInvocation, bool vectorized)
+        => new(shader, 3, 0b100, 12, [workgroup, accumulate ? 1u : 0u, tokensPerInvocation, vectorized ? 1u : 0u]);
 
     /// <summary>Creates (or reuses) the pipeline for <paramref name="type"/>.</summary>
     /// <param name="context">The device.</param>
@@ -41,7 +46,8 @@ public sealed class MatVecKernel
         {
             ShaderName = $"matvec_rows_{GgmlTypeTraits.Name(type)}";
             _rowsPerGroup = workgroupSize;
-            _pipeline = context.GetPipeline(new VulkanPipelineDescription(ShaderName, 3, 0b100, 12, [workgroupSize, accumulate ? 1u : 0u, 1u]));
+            _pipeline = context.GetPipeline(RowPipeline(ShaderName, workgroupSize, accumulate, 1, vectorized: true));
+            _unvectorized = context.GetPipeline(RowPipeline(ShaderName, workgroupSize, accumulate, 1, vectorized: false));
             Device = context.Device;
             return;
         }
@@ -84,7 +90,7 @@ public sealed class MatVecKernel
         if (Layout == MatVecLayout.RowPerInvocation)
         {
             // The row shader takes the row split in z (y counts token groups).
-            recorder.Dispatch(_pipeline, [weights, x, y], new RowsPush((uint)rows, (uint)cols, 1), gx, 1, gy);
+            recorder.Dispatch(cols % 8 == 0 ? _pipeline : _unvectorized!, [weights, x, y], new RowsPush((uint)rows, (uint)cols, 1), gx, 1, gy);
             return;
         }
         recorder.Dispatch(_pipeline, [weights, x, y], new Push((uint)rows, (uint)cols), gx, gy);
