@@ -41,6 +41,8 @@ for type in f32 f16 q8_0 q4_0; do
         compile matvec.comp "matvec_${type}_16bit" "$define" -DUSE_16BIT
         compile matvec.comp "matvec_${type}_16bit_subgroup" "$define" -DUSE_16BIT -DUSE_SUBGROUP
     fi
+    # Row per invocation (CPU devices such as lavapipe): 32-bit word reads, no subgroup operations.
+    compile matvec_rows.comp "matvec_rows_${type}" "$define"
 done
 
 # Prefill matrix-matrix products and embedding lookups, one variant per weight type (32-bit word reads).

@@ -28,26 +28,30 @@ public sealed class ForwardKernelTests(VulkanFixture fixture)
         float[] wd = GgmlQuantization.Dequantize(type, enc);
         float[] x = CpuReference.Random(tokens * cols, tokens);
         float[] y0 = CpuReference.Random(tokens * rows, 9);
-        using VulkanBuffer wb = ctx.Upload<byte>(enc, "w");
-        using VulkanBuffer xb = ctx.Upload<float>(x, "x");
-        using VulkanBuffer yb = ctx.Upload<float>(y0, "y");
-        using VulkanBuffer ya = ctx.Upload<float>(y0, "y acc");
-        using (VulkanCommandRecorder rec = ctx.CreateRecorder())
+        // Both layouts; the row layout with the default token group and with one that does not divide the tokens.
+        foreach ((MatVecLayout layout, uint group) in new[] { (MatVecLayout.WorkgroupPerRow, 8u), (MatVecLayout.RowPerInvocation, 8u), (MatVecLayout.RowPerInvocation, 3u) })
         {
-            new MatMulKernel(ctx, type).Record(rec, wb, xb, yb, rows, cols, tokens);
-            new MatMulKernel(ctx, type, accumulate: true).Record(rec, wb, xb, ya, rows, cols, tokens);
-            rec.Submit();
-        }
-        float[] got = yb.Download<float>();
-        float[] gotAcc = ya.Download<float>();
-        for (int t = 0; t < tokens; t++)
-        {
-            (double[] want, double[] abs) = CpuReference.MatVec(wd, x[(t * cols)..((t + 1) * cols)], rows, cols);
-            for (int r = 0; r < rows; r++)
+            using VulkanBuffer wb = ctx.Upload<byte>(enc, "w");
+            using VulkanBuffer xb = ctx.Upload<float>(x, "x");
+            using VulkanBuffer yb = ctx.Upload<float>(y0, "y");
+            using VulkanBuffer ya = ctx.Upload<float>(y0, "y acc");
+            using (VulkanCommandRecorder rec = ctx.CreateRecorder())
             {
-                double tol = 1e-5 + 1e-4 * abs[r];
-                Assert.True(Math.Abs(got[t * rows + r] - want[r]) <= tol, $"t {t} r {r}: {got[t * rows + r]} vs {want[r]}");
-                Assert.True(Math.Abs(gotAcc[t * rows + r] - (want[r] + y0[t * rows + r])) <= tol + 1e-6, $"acc t {t} r {r}");
+                new MatMulKernel(ctx, type, layout: layout, tokensPerInvocation: group).Record(rec, wb, xb, yb, rows, cols, tokens);
+                new MatMulKernel(ctx, type, accumulate: true, layout: layout, tokensPerInvocation: group).Record(rec, wb, xb, ya, rows, cols, tokens);
+                rec.Submit();
+            }
+            float[] got = yb.Download<float>();
+            float[] gotAcc = ya.Download<float>();
+            for (int t = 0; t < tokens; t++)
+            {
+                (double[] want, double[] abs) = CpuReference.MatVec(wd, x[(t * cols)..((t + 1) * cols)], rows, cols);
+                for (int r = 0; r < rows; r++)
+                {
+                    double tol = 1e-5 + 1e-4 * abs[r];
+                    Assert.True(Math.Abs(got[t * rows + r] - want[r]) <= tol, $"{layout}/{group} t {t} r {r}: {got[t * rows + r]} vs {want[r]}");
+                    Assert.True(Math.Abs(gotAcc[t * rows + r] - (want[r] + y0[t * rows + r])) <= tol + 1e-6, $"{layout}/{group} acc t {t} r {r}");
+                }
             }
         }
     }

@@ -27,7 +27,8 @@ public static class MatVecBenchmark
     /// <param name="cols">Columns of W (inputs), a multiple of the type's block size.</param>
     /// <param name="productsPerSubmit">Products recorded into one command buffer.</param>
     /// <param name="submits">Timed submissions (after one warm-up).</param>
-    public static MatVecBenchmarkResult Run(VulkanContext context, GgmlType type, int rows, int cols, int productsPerSubmit = 4, int submits = 5)
+    /// <param name="layout">The kernel's invocation layout.</param>
+    public static MatVecBenchmarkResult Run(VulkanContext context, GgmlType type, int rows, int cols, int productsPerSubmit = 4, int submits = 5, MatVecLayout layout = MatVecLayout.Auto)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(productsPerSubmit);
@@ -48,7 +49,7 @@ public static class MatVecBenchmark
         using VulkanBuffer wb = context.Upload<byte>(encoded, "benchmark W");
         using VulkanBuffer xb = context.Upload<float>(x, "benchmark x");
         using VulkanBuffer yb = context.CreateBuffer((ulong)rows * 4, "benchmark y");
-        var kernel = new MatVecKernel(context, type);
+        var kernel = new MatVecKernel(context, type, layout: layout);
         using VulkanCommandRecorder rec = context.CreateRecorder();
         for (int i = 0; i < productsPerSubmit; i++)
         {

@@ -107,7 +107,7 @@ public sealed unsafe class VulkanCommandRecorder : IDisposable
     }
 
     /// <summary>Records one dispatch of <paramref name="pipeline"/> over <paramref name="buffers"/> (binding i = buffers[i]).</summary>
-    internal void Dispatch<TPush>(VulkanComputePipeline pipeline, ReadOnlySpan<VulkanBuffer> buffers, in TPush push, uint groupsX, uint groupsY = 1)
+    internal void Dispatch<TPush>(VulkanComputePipeline pipeline, ReadOnlySpan<VulkanBuffer> buffers, in TPush push, uint groupsX, uint groupsY = 1, uint groupsZ = 1)
         where TPush : unmanaged
     {
         ThrowIfEnded();
@@ -120,14 +120,14 @@ public sealed unsafe class VulkanCommandRecorder : IDisposable
         {
             throw new ArgumentException($"Shader {d.Shader} takes {d.PushConstantBytes} bytes of push constants, got {sizeof(TPush)}.");
         }
-        if (groupsX == 0 || groupsY == 0)
+        if (groupsX == 0 || groupsY == 0 || groupsZ == 0)
         {
             return;   // nothing to do, e.g. zero rows
         }
         uint max = _context.Device.MaxWorkgroupCount;
-        if (groupsX > max || groupsY > max)
+        if (groupsX > max || groupsY > max || groupsZ > max)
         {
-            throw new VulkanException($"Dispatch of {d.Shader} needs {groupsX}x{groupsY} workgroups; the device allows {max} per dimension.");
+            throw new VulkanException($"Dispatch of {d.Shader} needs {groupsX}x{groupsY}x{groupsZ} workgroups; the device allows {max} per dimension.");
         }
 
         bool hazard = false;
@@ -167,7 +167,7 @@ public sealed unsafe class VulkanCommandRecorder : IDisposable
         vk.CmdBindDescriptorSets(_commands, PipelineBindPoint.Compute, pipeline.Layout, 0, 1, &set, 0, null);
         TPush copy = push;
         vk.CmdPushConstants(_commands, pipeline.Layout, ShaderStageFlags.ComputeBit, 0, (uint)sizeof(TPush), &copy);
-        vk.CmdDispatch(_commands, groupsX, groupsY, 1);
+        vk.CmdDispatch(_commands, groupsX, groupsY, groupsZ);
         DispatchCount++;
     }
 
