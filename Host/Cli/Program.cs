@@ -3,7 +3,8 @@ using PeftHost.Cli;
 using PeftHost.Cli.Commands;
 using PeftHost.Engine.Runtime;
 
-TorchThreading.ConfigureBeforeTorchLoads();
+// Before libtorch loads: generation (many tiny ops) waits passively, batch work keeps OpenMP's default.
+TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && args[0] == "generate");
 
 var plugins = new Option<string>("--plugins")
 {
