@@ -5,6 +5,7 @@ using PeftHost.Engine.Runtime;
 
 // Before libtorch loads: generation (many tiny ops) waits passively, batch work keeps OpenMP's default.
 TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && args[0] == "generate");
+TorchCpuMath.ConfigureBeforeTorchLoads();
 
 var plugins = new Option<string>("--plugins")
 {

@@ -33,6 +33,7 @@ internal static class DoctorCommand
             ["backend"] = BuildInfo.TorchBackend,
             ["native_fix"] = fix,
             ["native_fix_detail"] = fixDetail,
+            ["mkl_vendor_shim"] = TorchCpuMath.Status,
         };
         var devices = new JsonArray();
         try

@@ -68,3 +68,29 @@ public class NativeFixTests
         Assert.Throws<ArgumentException>(() => TorchDevice.Parse("tpu"));
     }
 }
+
+public class TorchCpuMathTests
+{
+    [Fact]
+    public void The_mkl_vendor_shim_is_loaded_on_amd_cpus_and_reported_by_doctor()
+    {
+        bool amd = File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("vendor_id", StringComparison.Ordinal) && l.Contains("AuthenticAMD"));
+        Assert.Equal(amd ? "loaded" : "not-needed", TorchCpuMath.Status);
+        (int code, string stdout, string stderr) = Cli.Run("doctor", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(amd ? "loaded" : "not-needed", System.Text.Json.Nodes.JsonNode.Parse(stdout)!["torchsharp"]!["mkl_vendor_shim"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Logits_from_the_cli_match_transformers_with_the_shim()
+    {
+        using var dir = new ScratchFolder();
+        string output = Path.Combine(dir.Path, "logits.safetensors");
+        (int code, _, string stderr) = Cli.Run("logits", "--model", Conformance.Case("base_llama"), "--inputs", Path.Combine(Conformance.Case("base_llama"), "inputs.json"), "--out", output);
+        Assert.True(code == 0, stderr);
+        using var file = PeftHost.Formats.Safetensors.SafetensorsFile.Open(output);
+        using var ours = PeftHost.Models.Checkpoint.TensorBridge.Read(file, "logits");
+        using var reference = Conformance.Reference("base_llama/logits.safetensors");
+        Assert.True(Tensors.MaxAbsDiff(ours, reference) < 1e-4);
+    }
+}
