@@ -1,3 +1,4 @@
+using PeftHost.Formats;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftHost.Formats.Safetensors;

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftHost.Abstractions.State;
+using PeftHost.Formats;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models.Checkpoint;
 using static TorchSharp.torch;
@@ -34,7 +35,7 @@ public static class AdapterFolder
         JsonObject config = (JsonObject)state.Config.DeepClone();
         config["inference_mode"] = true;
         string json = Sorted(config)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
-        WriteAtomically(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
+        AtomicFile.WriteAllBytes(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFile),
             state.Tensors.Select(t => TensorBridge.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value)).ToList(),
             new Dictionary<string, string> { ["format"] = "pt" });
@@ -85,11 +86,4 @@ public static class AdapterFolder
         JsonArray a => new JsonArray([.. a.Select(Sorted)]),
         _ => node?.DeepClone(),
     };
-
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        string temp = path + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, path, overwrite: true);
-    }
 }

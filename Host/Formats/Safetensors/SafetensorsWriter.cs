@@ -21,34 +21,21 @@ public static class SafetensorsWriter
         List<SafetensorsWriteTensor> ordered = Order(tensors);
         byte[] header = Header(ordered, metadata);
         string full = System.IO.Path.GetFullPath(path);
-        string folder = System.IO.Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(folder);
-        string temp = System.IO.Path.Combine(folder, "." + System.IO.Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
-        try
+        AtomicFile.Write(full, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            Span<byte> length = stackalloc byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            foreach (SafetensorsWriteTensor t in ordered)
             {
-                Span<byte> length = stackalloc byte[8];
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                stream.Write(length);
-                stream.Write(header);
-                foreach (SafetensorsWriteTensor t in ordered)
-                {
-                    long before = stream.Position;
-                    t.WriteData(stream);
-                    long written = stream.Position - before;
-                    if (written != t.ByteLength)
-                        throw new InvalidDataException($"Writing '{full}': tensor '{t.Name}' (shape [{string.Join(", ", t.Shape)}], {t.DType.Name()}) wrote {written} bytes instead of {t.ByteLength}.");
-                }
-                stream.Flush(flushToDisk: true);
+                long before = stream.Position;
+                t.WriteData(stream);
+                long written = stream.Position - before;
+                if (written != t.ByteLength)
+                    throw new InvalidDataException($"Writing '{full}': tensor '{t.Name}' (shape [{string.Join(", ", t.Shape)}], {t.DType.Name()}) wrote {written} bytes instead of {t.ByteLength}.");
             }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        }, bufferSize: 1 << 20);
     }
 
     /// <summary>
@@ -94,7 +81,7 @@ public static class SafetensorsWriter
             json.WriteEndObject();
             json.WriteEndObject();
         }
-        WriteTextAtomically(System.IO.Path.Combine(folder, IndexFileName), buffer.ToArray());
+        AtomicFile.WriteAllBytes(System.IO.Path.Combine(folder, IndexFileName), buffer.ToArray());
         return names;
     }
 
@@ -143,24 +130,5 @@ public static class SafetensorsWriter
         int padding = (int)((8 - buffer.Length % 8) % 8);
         for (int i = 0; i < padding; i++) buffer.WriteByte((byte)' ');
         return buffer.ToArray();
-    }
-
-    private static void WriteTextAtomically(string path, byte[] bytes)
-    {
-        string temp = path + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
     }
 }
