@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every benchmark of the issues, one after the other (each prints figures; the last line of each
+# is one JSON object). Build first; run on a quiet machine: all of them time wall clock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build Host.sln -c Release -v q
+pefthost=Host/Cli/bin/Release/net10.0/pefthost
+"$pefthost" bench reload --count 100 --json   # plugin hot reload: latency, leaked load contexts, RSS growth
+"$pefthost" bench models --json               # small Llama forward 4x128 and 32-token generation
+"$pefthost" bench lora --json                 # LoRA unmerged/merged vs base, adapter load, hotswap memory
+"$pefthost" bench vulkan --json               # Vulkan matvec GB/s, prefill and decode tokens/s per type
