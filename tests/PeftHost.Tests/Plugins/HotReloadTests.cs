@@ -156,14 +156,21 @@ public class HotReloadTests
         peft.AddAdapter("default", Configs.Lora("q_proj"));
         var results = new System.Collections.Concurrent.ConcurrentQueue<ReloadResult>();
         using var succeeded = new ManualResetEventSlim();
-        catalog.Reloaded += (_, r) => { results.Enqueue(r); if (r.Succeeded) succeeded.Set(); };
+        using var failed = new ManualResetEventSlim();
+        catalog.Reloaded += (_, r) =>
+        {
+            results.Enqueue(r);
+            (r.Succeeded ? succeeded : failed).Set();
+        };
         using var watcher = new PluginFolderWatcher(catalog);
         watcher.Start();
 
         string dllName = Path.GetFileName(Directory.GetFiles(folder, "*.dll").Single());
         byte[] newBuild = File.ReadAllBytes(Path.Combine(PluginDirs.LoraAlt, dllName));
         File.WriteAllBytes(Path.Combine(folder, dllName), newBuild[..(newBuild.Length / 3)]); // half-written
-        Thread.Sleep(600); // past the debounce: a reload of the truncated file is attempted and fails
+        // Past the debounce a reload of the truncated file is attempted and fails (waited for, not timed: CI may be busy).
+        Assert.True(failed.Wait(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken), "no reload attempt of the truncated file");
+        Assert.False(succeeded.IsSet);
         Assert.Equal("0.1.0", catalog.GetPlugin("LORA").Manifest.Version);
         File.WriteAllBytes(Path.Combine(folder, dllName), newBuild);
 
