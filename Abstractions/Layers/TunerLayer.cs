@@ -52,7 +52,14 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
         // Merged adapters are in the base weights already; disabling needs them out first (PEFT unmerges too).
         if (Disabled) return BaseLayer.forward(input);
         if (AdapterRouting.Current is { } rows) return ForwardMixedBatch(input, rows);
-        var active = _active.Where(a => Adapters.Contains(a) && !_merged.Contains(a)).ToList();
+        // The hot path: usually every active adapter is held and unmerged, and no list is built.
+        IReadOnlyList<string> active = _active;
+        foreach (string a in _active)
+        {
+            if (Adapters.Contains(a) && !_merged.Contains(a)) continue;
+            active = _active.Where(x => Adapters.Contains(x) && !_merged.Contains(x)).ToList();
+            break;
+        }
         return active.Count == 0 ? BaseLayer.forward(input) : ForwardWithAdapters(input, active);
     }
 
