@@ -175,26 +175,12 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         {
             var expected = ExpectedTensors(state.Name);
             var baseTensors = BaseLayerTensors();
-            var missing = expected.Keys.Where(k => !state.Tensors.ContainsKey(k)).ToList();
-            if (missing.Count > 0)
-                throw new InvalidDataException($"Adapter '{state.Name}': tensors do not match the model. " +
-                    $"Missing: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? $" (+{missing.Count - 8} more)" : "")}.");
+            // Base-layer tensors saved with the adapter (PEFT saves whole embedding layers it targets) are loaded into the base, as PEFT does.
+            AdapterTensorCopy.CopyChecked(state.Name, expected.Concat(baseTensors.Where(b => state.Tensors.ContainsKey(b.Key))), state.Tensors);
             // As PEFT (load_state_dict with strict=False), keys the model has no place for are ignored; they are reported.
             var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k) && !baseTensors.ContainsKey(k)).ToList();
             if (unexpected.Count > 0)
                 Context.Logger.LogWarning("Adapter '{Adapter}': ignoring {Count} tensor(s) the model has no place for: {Keys}", state.Name, unexpected.Count, string.Join(", ", unexpected.Take(8)));
-            // Base-layer tensors saved with the adapter (PEFT saves whole embedding layers it targets) are loaded into the base, as PEFT does.
-            var toCopy = expected.Concat(baseTensors.Where(b => state.Tensors.ContainsKey(b.Key))).ToList();
-            foreach ((string key, Tensor target) in toCopy)
-            {
-                Tensor source = state.Tensors[key];
-                if (!source.shape.SequenceEqual(target.shape))
-                    throw new InvalidDataException($"Adapter '{state.Name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
-            }
-            using (no_grad())
-            {
-                foreach ((string key, Tensor target) in toCopy) target.copy_(state.Tensors[key]);
-            }
             ImportPluginState(state.Name, state.PluginState);
             OnAdaptersChanged();
         }

@@ -631,20 +631,8 @@ public sealed partial class PeftModel : IDisposable
         }
     }
 
-    private static void FillCopies(string name, List<ModulesToSaveWrapper> wrappers, Dictionary<string, Tensor> tensors)
-    {
-        var expected = wrappers.SelectMany(w => w.AdapterTensors(name)).ToDictionary(t => t.Key, t => t.Value);
-        var missing = expected.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
-        if (missing.Count > 0) throw new InvalidDataException($"Adapter '{name}': modules_to_save tensors missing: {string.Join(", ", missing)}.");
-        using (no_grad())
-            foreach ((string key, Tensor target) in expected)
-            {
-                Tensor source = tensors[key];
-                if (!source.shape.SequenceEqual(target.shape))
-                    throw new InvalidDataException($"Adapter '{name}': tensor '{key}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}].");
-                target.copy_(source);
-            }
-    }
+    private static void FillCopies(string name, List<ModulesToSaveWrapper> wrappers, Dictionary<string, Tensor> tensors) =>
+        AdapterTensorCopy.CopyChecked(name, wrappers.SelectMany(w => w.AdapterTensors(name)).Select(t => KeyValuePair.Create(t.Key, t.Value)), tensors);
 
     private void RemoveWrapper(ModulesToSaveWrapper wrapper)
     {

@@ -18,15 +18,7 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
     {
         _config = config;
         transformer = new Gpt2Model(config);
-        var head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
-        if (config.TieWordEmbeddings)
-        {
-            // The head shares the embedding's Parameter (one tensor, two names), as tie_weights does.
-            Parameter own = head.weight!;
-            head.weight = ((Embedding)transformer.Wte).weight!;
-            own.Dispose();
-        }
-        lm_head = head;
+        lm_head = OutputHead.Create(config.HiddenSize, config.VocabSize, config.TieWordEmbeddings ? (Embedding)transformer.Wte : null);
         register_module("transformer", transformer);
         register_module("lm_head", lm_head);
     }

@@ -22,15 +22,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, ITi
     {
         _config = config;
         model = new LlamaModel(config);
-        var head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
-        if (config.TieWordEmbeddings)
-        {
-            // The head shares the embedding's Parameter (one tensor, two names), as tie_weights does.
-            Parameter own = head.weight!;
-            head.weight = ((Embedding)model.EmbedTokens).weight!;
-            own.Dispose();
-        }
-        lm_head = head;
+        lm_head = OutputHead.Create(config.HiddenSize, config.VocabSize, config.TieWordEmbeddings ? (Embedding)model.EmbedTokens : null);
         register_module("model", model);
         register_module("lm_head", lm_head);
     }
