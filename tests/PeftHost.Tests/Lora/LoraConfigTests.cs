@@ -69,8 +69,7 @@ public class LoraConfigTests
     [Fact]
     public void The_conformance_adapter_config_written_by_peft_parses_and_round_trips()
     {
-        string path = Path.Combine(Repo.Root, "..", "shared", "conformance", "lora_qv", "adapter", "adapter_config.json");
-        if (!File.Exists(path)) path = "/work/shared/conformance/lora_qv/adapter/adapter_config.json";
+        string path = Conformance.Case(Path.Combine("lora_qv", "adapter", "adapter_config.json"));
         JsonObject original = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         JsonObject written = Tuner.ParseConfig(original).ToJson();
         Assert.Equal(original.Select(p => p.Key).Order(StringComparer.Ordinal), written.Select(p => p.Key).Order(StringComparer.Ordinal));

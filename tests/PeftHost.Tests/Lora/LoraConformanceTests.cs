@@ -11,19 +11,12 @@ using static TorchSharp.torch;
 
 namespace PeftHost.Tests.Lora;
 
-/// <summary>The adapter real PEFT 0.13.2 wrote (shared/conformance/lora_qv): its keys and shapes are ours.</summary>
+/// <summary>The adapter real PEFT 0.13.2 wrote (tests/fixtures/conformance/lora_qv): its keys and shapes are ours.</summary>
 public class LoraConformanceTests
 {
     private const string Prefix = "base_model.model.";
 
-    private static string AdapterDir
-    {
-        get
-        {
-            string dir = Path.GetFullPath(Path.Combine(Repo.Root, "..", "shared", "conformance", "lora_qv", "adapter"));
-            return Directory.Exists(dir) ? dir : "/work/shared/conformance/lora_qv/adapter";
-        }
-    }
+    private static string AdapterDir => Conformance.Case(Path.Combine("lora_qv", "adapter"));
 
     [Fact]
     public void Peft_tensors_import_under_our_keys_and_export_back_unchanged()

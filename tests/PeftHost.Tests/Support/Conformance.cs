@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace PeftHost.Tests.Support;
 
 /// <summary>
-/// The shared conformance samples: $PEFTHOST_CONFORMANCE, or the first folder above the test
-/// binary that holds shared/conformance (in CI the clone has shared/ beside it).
+/// The conformance samples real transformers and PEFT wrote, committed under
+/// tests/fixtures/conformance (copied from the project's shared reference folder; see its README).
 /// </summary>
 internal static class Conformance
 {
@@ -16,15 +16,12 @@ internal static class Conformance
     {
         get
         {
-            string? env = Environment.GetEnvironmentVariable("PEFTHOST_CONFORMANCE");
-            if (!string.IsNullOrEmpty(env))
-                return Directory.Exists(env) ? env : throw new DirectoryNotFoundException($"PEFTHOST_CONFORMANCE is '{env}', which does not exist.");
             for (string? d = AppContext.BaseDirectory; d is not null; d = Path.GetDirectoryName(d))
             {
-                string candidate = Path.Combine(d, "shared", "conformance");
-                if (Directory.Exists(candidate)) return candidate;
+                string candidate = Path.Combine(d, "tests", "fixtures", "conformance");
+                if (File.Exists(Path.Combine(d, "Host.sln")) && Directory.Exists(candidate)) return candidate;
             }
-            throw new DirectoryNotFoundException($"No shared/conformance folder above {AppContext.BaseDirectory}; set PEFTHOST_CONFORMANCE.");
+            throw new DirectoryNotFoundException($"No tests/fixtures/conformance in the repository above {AppContext.BaseDirectory}.");
         }
     }
 
