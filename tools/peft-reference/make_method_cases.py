@@ -458,9 +458,9 @@ VERA_LOAD = ("saved keys: base_model.vera_A and base_model.vera_B (the model-lev
              "stripped; save_projection=True) plus per layer ...vera_lambda_b [out] and ...vera_lambda_d [r]. PEFT "
              "0.13.2 does NOT load the saved projections: set_peft_model_state_dict keeps the key 'base_model.vera_A' "
              "as is, which matches no parameter ('base_model.vera_A.default' is), and load_state_dict(strict=False) "
-             "drops it; the projections come from projection_prng_key again (the generator checked that a tampered "
-             "vera_A on disk changes nothing). saved_projection_vs_prng_max_abs_diff confirms the file holds exactly "
-             "the PRNG values")
+             "drops it; the projections come from projection_prng_key again: tampered_projection_reload_max_abs_diff is "
+             "the difference when a copy of the adapter with vera_A and vera_B times 3 is loaded (0: ignored). "
+             "saved_projection_vs_prng_max_abs_diff confirms the file holds exactly the PRNG values")
 
 
 def vera_projection_check(c, pm, cfg_key):
@@ -470,6 +470,16 @@ def vera_projection_check(c, pm, cfg_key):
                                                       "vera_B": max_diff(sd["base_model.vera_B"], b)}
     c.meta["projection_shapes"] = {"vera_A": list(a.shape), "vera_B": list(b.shape)}
     c.meta["projection_prng_key"] = cfg_key
+    # does PEFT use the projections on disk? load a copy whose vera_A/vera_B are scaled by 3
+    tmp = c.path("_tampered")
+    shutil.copytree(c.path("adapter"), tmp)
+    sd["base_model.vera_A"] = sd["base_model.vera_A"] * 3
+    sd["base_model.vera_B"] = sd["base_model.vera_B"] * 3
+    save_file(sd, os.path.join(tmp, "adapter_model.safetensors"), metadata={"format": "pt"})
+    ref = load_file(c.path("logits_adapter.safetensors"))["logits"]
+    back = PeftModel.from_pretrained(c.load_base(), tmp).eval()
+    c.meta["tampered_projection_reload_max_abs_diff"] = max_diff(forward_logits(back, c.inputs), ref)
+    shutil.rmtree(tmp)
 
 
 @case
@@ -718,6 +728,50 @@ def case_refusals_0132(out):
     c.meta["refusals"] = res
     c.meta["notes"] = ["each entry: the PEFT 0.13.2 call (see tools/peft-reference/make_method_cases.py "
                        "case_refusals_0132) and the exception it raised; refused=false means PEFT accepted it"]
+    c.finish()
+
+
+@case
+def case_bias_saving_0132(out):
+    """Which trained biases PEFT 0.13.2 saves for VeRA, FourierFT and BOFT (facts only, no tensors)."""
+    c = MCase(out, "bias_saving_0132", "llama_bias")
+    c.meta["model_class"] = "LlamaForCausalLM (tiny, attention_bias and mlp_bias)"
+    c.new_base()
+    c.write_inputs(lm_inputs())
+    res = {}
+    for label, cfg in (("vera_bias_all", VeraConfig(r=4, bias="all", target_modules=["q_proj"])),
+                       ("vera_bias_vera_only", VeraConfig(r=4, bias="vera_only", target_modules=["q_proj"])),
+                       ("fourierft_bias_fourier_only", FourierFTConfig(n_frequency=8, bias="fourier_only",
+                                                                       target_modules=["q_proj"])),
+                       ("boft_bias_boft_only", BOFTConfig(boft_block_size=4, bias="boft_only", target_modules=["q_proj"])),
+                       ("boft_bias_all", BOFTConfig(boft_block_size=4, bias="all", target_modules=["q_proj"]))):
+        base = c.new_base()
+        torch.manual_seed(SEED_PEFT)
+        pm = get_peft_model(base, cfg)
+        trained = [n for n, p in pm.named_parameters() if p.requires_grad and n.endswith("bias")]
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if p.requires_grad and n.endswith("bias"):
+                    p.add_(0.5)   # as training would move them
+        ref = forward_logits(pm.eval(), c.inputs)
+        tmp = os.path.join(c.dir, "_tmp")
+        pm.save_pretrained(tmp)
+        saved = sorted(k for k in load_file(os.path.join(tmp, "adapter_model.safetensors")) if k.endswith("bias"))
+        back = PeftModel.from_pretrained(c.load_base(), tmp).eval()
+        res[label] = {"trainable_bias_parameters": len(trained), "examples": trained[:2], "saved_bias_keys": len(saved),
+                      "saved_examples": saved[:2], "reload_max_abs_diff": max_diff(forward_logits(back, c.inputs), ref)}
+        shutil.rmtree(tmp)
+    os.remove(c.path("inputs.json"))
+    c.meta["files"] = {}
+    c.meta["bias_saving"] = res
+    c.meta["notes"] = [
+        "each entry: get_peft_model with that bias option, every trainable bias += 0.5 (as training would), "
+        "save_pretrained, PeftModel.from_pretrained, logits compared (reload_max_abs_diff)",
+        "VeRA and FourierFT make the biases trainable (_mark_only_adapters_as_trainable) but get_peft_model_state_dict "
+        "keeps only 'vera_lambda_' (+ projections) / 'fourierft_' keys: trained biases are LOST on save",
+        "BOFT bias='boft_only' saves none either (it looks for '<module>.bias', the wrapped bias is "
+        "'<module>.base_layer.bias', LoRA's lora_only bug); bias='all' saves every bias (wrapped ones under "
+        "'...base_layer.bias') and reloads exactly"]
     c.finish()
 
 
