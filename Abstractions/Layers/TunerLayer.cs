@@ -77,7 +77,7 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Whether this layer declared its adapter containers (contract 1.1); layers of contract 1.0 did not.</summary>
-    public bool DeclaresContainers => _containers.Count > 0;
+    internal bool DeclaresContainers => _containers.Count > 0;
 
     /// <summary>
     /// Declares a container of per-adapter modules, registered as <paramref name="name"/> (e.g. <c>lora_A</c>,
