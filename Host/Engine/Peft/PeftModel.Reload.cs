@@ -8,7 +8,7 @@ namespace PeftHost.Engine.Peft;
 public sealed partial class PeftModel
 {
     /// <summary>Whether an adapter of this model is served by <paramref name="plugin"/>.</summary>
-    public bool Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
+    bool IPluginUser.Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
 
     /// <summary>
     /// Hands this model's adapters from <paramref name="oldPlugin"/> to <paramref name="newPlugin"/>:
@@ -16,7 +16,7 @@ public sealed partial class PeftModel
     /// lock until the returned swap is committed or rolled back. On failure here, the old version is
     /// restored before the exception leaves.
     /// </summary>
-    public TunerSwap BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
+    TunerSwap IPluginUser.BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
     {
         _lock.EnterWriteLock();
         var snapshot = new List<(string PeftType, List<AdapterState> States)>();

@@ -13,7 +13,7 @@ namespace PeftHost.Engine.Peft;
 /// <summary>
 /// A base model with adapters applied through the plugins that serve their peft_type. The base
 /// model stays in memory across plugin reloads: a reload hands the adapters' state from the old
-/// plugin version to the new one (<see cref="BeginTunerSwap"/>). Forward passes run under a read
+/// plugin version to the new one (<see cref="IPluginUser.BeginTunerSwap"/>). Forward passes run under a read
 /// lock so that a swap waits for those in flight and new ones wait for the swap. It knows no
 /// method: what is specific to one (conversion, hotswap, combination) it asks the adapter's tuner
 /// model for, through the contract's capability interfaces.
