@@ -1,5 +1,4 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PeftHost.Abstractions.Layers;
@@ -12,9 +11,10 @@ namespace PeftHost.Abstractions.Layers;
 /// TorchSharp's own <c>ModuleDict</c> registers its entries once, on first use: entries added
 /// later (a second adapter, a reloaded one) would be invisible to <c>named_parameters</c>,
 /// <c>state_dict</c> and <c>to()</c>. This container registers every entry as it is added.
+/// A layer declares it with <see cref="TunerLayer.AdapterModules{T}"/>.
 /// </remarks>
 /// <typeparam name="T">The module type of each entry.</typeparam>
-public sealed class AdapterModuleDict<T> : nn.Module where T : nn.Module
+public sealed class AdapterModuleDict<T> : nn.Module, IAdapterContainer where T : nn.Module
 {
     private readonly Dictionary<string, T> _entries = new(StringComparer.Ordinal);
 
@@ -44,37 +44,11 @@ public sealed class AdapterModuleDict<T> : nn.Module where T : nn.Module
         _internal_submodules.Remove(adapter);
         module.Dispose();
     }
-}
 
-/// <summary>Per-adapter parameters of a tuner layer (<c>ia3_l.default</c>, <c>lora_E.default</c>), registered as they are added.</summary>
-public sealed class AdapterParameterDict : nn.Module
-{
-    private readonly Dictionary<string, Parameter> _entries = new(StringComparer.Ordinal);
-
-    /// <summary>An empty container.</summary>
-    public AdapterParameterDict() : base(nameof(AdapterParameterDict)) { }
-
-    /// <summary>The parameter of an adapter.</summary>
-    public Parameter this[string adapter] => _entries[adapter];
-
-    /// <summary>The adapters held.</summary>
-    public IReadOnlyCollection<string> Keys => _entries.Keys;
-
-    /// <summary>Whether an adapter is held.</summary>
-    public bool Contains(string adapter) => _entries.ContainsKey(adapter);
-
-    /// <summary>Adds and registers an adapter's parameter.</summary>
-    public void Add(string adapter, Parameter parameter)
+    /// <summary>The module's parameters and buffers by their names in the module (<c>weight</c>).</summary>
+    public IEnumerable<(string Name, Tensor Value)> EntryTensors(string adapter)
     {
-        _entries.Add(adapter, parameter);
-        register_parameter(adapter, parameter);
-    }
-
-    /// <summary>Removes an adapter's parameter and disposes it.</summary>
-    public void Remove(string adapter)
-    {
-        if (!_entries.Remove(adapter, out Parameter? parameter)) return;
-        _internal_params.Remove(adapter);
-        parameter.Dispose();
+        if (!_entries.TryGetValue(adapter, out T? module)) return [];
+        return module.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(module.named_buffers());
     }
 }

@@ -1,3 +1,5 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,25 +10,40 @@ namespace PeftHost.Abstractions.Layers;
 /// <c>base_layer</c>, which it never changes, and owns only the adapters' parameters, registered
 /// under PEFT's names with the adapter name inside (e.g. <c>lora_A.default.weight</c>).
 /// </summary>
+/// <remarks>
+/// A layer declares its per-adapter containers once, in its constructor (PEFT's
+/// <c>adapter_layer_names</c> and <c>other_param_names</c>): <see cref="AdapterModules{T}"/>,
+/// <see cref="AdapterParameters"/> and <see cref="AdapterValues{T}"/>. From them this class derives
+/// <see cref="Adapters"/>, <see cref="DeleteAdapter"/>, <see cref="SetAdapterTrainable"/> and
+/// <see cref="AdapterTensors"/>. Layers built against contract 1.0, which declare nothing, override
+/// <see cref="Adapters"/> and <see cref="DeleteAdapter"/> themselves and keep working as before.
+/// </remarks>
 public abstract class TunerLayer : nn.Module<Tensor, Tensor>
 {
     /// <summary>The registered name of the wrapped module, as in PEFT.</summary>
     public const string BaseLayerName = "base_layer";
 
+    // Whether a layer type overrides MergeInto, found once per type. Weak keys: a plugin's types must
+    // not be kept alive by the shared contract, or its collectible load context would never unload.
+    private static readonly ConditionalWeakTable<Type, StrongBox<bool>> MergeOverridden = new();
+
     private IReadOnlyList<string> _active = [];
+    private readonly List<Declared> _containers = [];
+    private readonly DeclaredAdapters _declaredAdapters;
 
     /// <summary>Wraps <paramref name="baseLayer"/>.</summary>
     protected TunerLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name)
     {
         BaseLayer = baseLayer;
         register_module(BaseLayerName, baseLayer);
+        _declaredAdapters = new DeclaredAdapters(_containers);
     }
 
     /// <summary>The wrapped original module.</summary>
     public nn.Module<Tensor, Tensor> BaseLayer { get; }
 
-    /// <summary>The adapters this layer holds.</summary>
-    public abstract IReadOnlyCollection<string> Adapters { get; }
+    /// <summary>The adapters this layer holds: those with an entry in any declared container.</summary>
+    public virtual IReadOnlyCollection<string> Adapters => _declaredAdapters;
 
     /// <summary>The adapters the forward pass uses (those this layer does not hold are ignored).</summary>
     public IReadOnlyList<string> ActiveAdapters
@@ -38,8 +55,80 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
     /// <summary>When true, the forward pass is exactly the base layer's.</summary>
     public bool Disabled { get; set; }
 
-    /// <summary>Removes one adapter's parameters.</summary>
-    public abstract void DeleteAdapter(string adapter);
+    /// <summary>Removes one adapter's parameters and settings: its entry in every declared container.</summary>
+    public virtual void DeleteAdapter(string adapter)
+    {
+        foreach (Declared c in _containers) c.Container.Remove(adapter);
+    }
+
+    /// <summary>
+    /// Sets whether an adapter's tensors train: the entries of the containers declared trainable (PEFT's
+    /// <c>adapter_layer_names</c>); the others never train. The tuner model calls this with PEFT's rule
+    /// (active and not in inference mode). A layer that declared no container is left as it is.
+    /// </summary>
+    public virtual void SetAdapterTrainable(string adapter, bool trainable)
+    {
+        foreach (Declared c in _containers)
+        {
+            if (!c.Trainable) continue;
+            foreach ((_, Tensor value) in c.Container.EntryTensors(adapter))
+                if (value.requires_grad != trainable) value.requires_grad = trainable;
+        }
+    }
+
+    /// <summary>Whether this layer declared its adapter containers (contract 1.1); layers of contract 1.0 did not.</summary>
+    internal bool DeclaresContainers => _containers.Count > 0;
+
+    /// <summary>
+    /// Declares a container of per-adapter modules, registered as <paramref name="name"/> (e.g. <c>lora_A</c>,
+    /// whose entries are named <c>lora_A.&lt;adapter&gt;.weight</c>). Call it once per container, in the constructor.
+    /// </summary>
+    /// <param name="name">The container's registered name, PEFT's (e.g. <c>lora_A</c>).</param>
+    /// <param name="trainable">Whether its tensors train with the adapter (false for e.g. dropout modules).</param>
+    /// <typeparam name="T">The module type of each entry.</typeparam>
+    protected AdapterModuleDict<T> AdapterModules<T>(string name, bool trainable = true) where T : nn.Module
+    {
+        var container = new AdapterModuleDict<T>();
+        Declare(name, container, trainable);
+        register_module(name, container);
+        return container;
+    }
+
+    /// <summary>
+    /// Declares a container of per-adapter parameters, registered as <paramref name="name"/> (e.g. <c>ia3_l</c>,
+    /// whose entries are named <c>ia3_l.&lt;adapter&gt;</c>). Call it once per container, in the constructor.
+    /// </summary>
+    /// <param name="name">The container's registered name, PEFT's.</param>
+    /// <param name="trainable">Whether its parameters train with the adapter (false for e.g. AdaLoRA's <c>ranknum</c>).</param>
+    protected AdapterParameterDict AdapterParameters(string name, bool trainable = true)
+    {
+        var container = new AdapterParameterDict();
+        Declare(name, container, trainable);
+        register_module(name, container);
+        return container;
+    }
+
+    /// <summary>
+    /// Declares a store of per-adapter settings that are not tensors (PEFT's <c>other_param_names</c>, e.g.
+    /// <c>r</c>, <c>scaling</c>): deleted with the adapter, never saved.
+    /// </summary>
+    /// <param name="name">The setting's name, PEFT's (for messages).</param>
+    /// <typeparam name="T">The value type.</typeparam>
+    protected AdapterValueDict<T> AdapterValues<T>(string name)
+    {
+        var container = new AdapterValueDict<T>();
+        Declare(name, container, trainable: false);
+        return container;
+    }
+
+    private void Declare(string name, IAdapterContainer container, bool trainable)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('.') || name == BaseLayerName)
+            throw new ArgumentException($"{GetType().Name}: '{name}' cannot name an adapter container (it must be non-empty, contain no '.', and not be '{BaseLayerName}').", nameof(name));
+        if (_containers.Any(c => c.Name == name))
+            throw new ArgumentException($"{GetType().Name}: an adapter container named '{name}' is already declared.", nameof(name));
+        _containers.Add(new Declared(name, container, trainable));
+    }
 
     private readonly List<string> _merged = [];
 
@@ -90,8 +179,14 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
         return scope.MoveToOuter(output!);
     }
 
-    /// <summary>Whether this layer can merge adapters into the base weights.</summary>
-    public virtual bool CanMerge => false;
+    /// <summary>Whether this layer can merge adapters into the base weights. Default: whether its type overrides <see cref="MergeInto"/>.</summary>
+    public virtual bool CanMerge => MergeOverridden.GetValue(GetType(), OverridesMergeInto).Value;
+
+    private static StrongBox<bool> OverridesMergeInto(Type type)
+    {
+        MethodInfo? merge = type.GetMethod(nameof(MergeInto), BindingFlags.Instance | BindingFlags.NonPublic, [typeof(string), typeof(bool)]);
+        return new StrongBox<bool>(merge is not null && merge.DeclaringType != typeof(TunerLayer));
+    }
 
     /// <summary>
     /// Adds the adapter to the base layer's weights (in place). With <paramref name="safeMerge"/>, the
@@ -141,9 +236,18 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// One adapter's parameters and buffers by PEFT's key names relative to this layer, the adapter
-    /// name removed: <c>lora_A.default.weight</c> is listed as <c>lora_A.weight</c>.
+    /// name removed: <c>lora_A.default.weight</c> is listed as <c>lora_A.weight</c>, <c>ia3_l.default</c>
+    /// as <c>ia3_l</c>. Built from the declared containers (container name + the entry's own names), so
+    /// an adapter never picks up another's tensors whatever the names; a layer that declared none
+    /// (contract 1.0) is read by splitting its parameter names at the adapter's name.
     /// </summary>
     public IEnumerable<(string Key, Tensor Value)> AdapterTensors(string adapter)
+    {
+        if (_containers.Count == 0) return ParsedAdapterTensors(adapter);
+        return _containers.SelectMany(c => c.Container.EntryTensors(adapter).Select(t => (t.Name.Length == 0 ? c.Name : c.Name + "." + t.Name, t.Value)));
+    }
+
+    private IEnumerable<(string Key, Tensor Value)> ParsedAdapterTensors(string adapter)
     {
         foreach ((string name, Tensor value) in named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(named_buffers()))
         {
@@ -163,5 +267,40 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
     {
         if (disposing) _internal_submodules.Remove(BaseLayerName);
         base.Dispose(disposing);
+    }
+
+    private sealed record Declared(string Name, IAdapterContainer Container, bool Trainable);
+
+    // The adapters with an entry in any declared container, as a live, read-only view. It is an
+    // ICollection so that LINQ's Contains (which the forward pass calls every time) asks the
+    // containers directly instead of enumerating: no allocation on the hot path.
+    private sealed class DeclaredAdapters(List<Declared> containers) : ICollection<string>, IReadOnlyCollection<string>
+    {
+        public int Count => Union().Count;
+
+        public bool IsReadOnly => true;
+
+        public bool Contains(string item)
+        {
+            foreach (Declared c in containers)
+                if (c.Container.Contains(item)) return true;
+            return false;
+        }
+
+        public void CopyTo(string[] array, int arrayIndex) => Union().CopyTo(array, arrayIndex);
+
+        public IEnumerator<string> GetEnumerator() => Union().GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        public void Add(string item) => throw ReadOnly();
+
+        public bool Remove(string item) => throw ReadOnly();
+
+        public void Clear() => throw ReadOnly();
+
+        private static NotSupportedException ReadOnly() => new("A layer's adapters follow from its containers: add or delete an adapter through the layer.");
+
+        private List<string> Union() => containers.SelectMany(c => c.Container.Keys).Distinct(StringComparer.Ordinal).ToList();
     }
 }

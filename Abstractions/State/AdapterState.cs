@@ -15,9 +15,13 @@ namespace PeftHost.Abstractions.State;
 /// (e.g. <c>layers.0.self_attn.q_proj.lora_A.weight</c>). Owned by the state: CPU copies detached
 /// from the tuner's modules.
 /// </param>
-/// <param name="PluginState">Tuner-specific state that is not a tensor, as MessagePack bytes, or null.</param>
+/// <param name="PluginState">Unused since contract 1.1 (see <see cref="PluginState"/>); pass nothing.</param>
 public sealed record AdapterState(string Name, JsonObject Config, IReadOnlyDictionary<string, Tensor> Tensors, byte[]? PluginState = null) : IDisposable
 {
+    /// <summary>Opaque tuner bytes of contract 1.0, which nothing used: the host neither saves nor hands them on.</summary>
+    [Obsolete(ObsoleteMessages.PluginState)]
+    public byte[]? PluginState { get; init; } = PluginState;
+
     /// <summary>The adapter's <c>peft_type</c>, read from its config.</summary>
     public string PeftType => Config["peft_type"]?.GetValue<string>() ?? throw new InvalidOperationException($"Adapter '{Name}' has no peft_type in its config.");
 

@@ -1,5 +1,6 @@
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.State;
+using TorchSharp.Modules;
 
 namespace PeftHost.Abstractions.Tuning;
 
@@ -26,7 +27,7 @@ public interface ITunerModel : IDisposable
     /// <summary>Adds an adapter from exported state (a load, a hotswap or a plugin reload); nothing is changed on error.</summary>
     void ImportAdapter(AdapterState state);
 
-    /// <summary>Exports an adapter as plain data (config, tensors by PEFT key names, plugin bytes).</summary>
+    /// <summary>Exports an adapter as plain data (config, tensors by PEFT key names).</summary>
     AdapterState ExportAdapter(string name);
 
     /// <summary>Removes an adapter and the layers only it used.</summary>
@@ -56,4 +57,12 @@ public interface ITunerModel : IDisposable
     /// base weights (PEFT's <c>merge_and_unload</c> is Merge then Detach); unmerge first for <c>unload</c>.
     /// </summary>
     void Detach();
+
+    /// <summary>
+    /// The parameters this tuner owns outside the base model's module tree, named as PEFT names them on
+    /// its <c>PeftModel</c> (e.g. prompt learning's <c>prompt_encoder.&lt;adapter&gt;.embedding.weight</c>), so that
+    /// the host lists and counts them with the model's. Default: none (a layer tuner's parameters live
+    /// inside the model, in the layers it injected).
+    /// </summary>
+    IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => [];
 }

@@ -12,8 +12,9 @@ namespace PeftHost.Abstractions.Tuning;
 /// <summary>
 /// The common body of tuners that inject wrapper layers into target modules (PEFT's
 /// <c>BaseTuner</c>): target selection, injection through <see cref="ModelSurgeon"/>, adapters
-/// keyed by name, export/import by PEFT key names, and exact detach. A tuner supplies how to
-/// parse its config, which modules it supports, and how to build and extend its layer.
+/// keyed by name, export/import by PEFT key names, PEFT's trainable flags, and exact detach. A tuner
+/// supplies which modules it supports and how to build and extend its layer; the config is parsed by
+/// the tuner passed to the constructor.
 /// </summary>
 /// <typeparam name="TConfig">The tuner's config.</typeparam>
 /// <typeparam name="TLayer">The tuner's layer.</typeparam>
@@ -26,12 +27,20 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     private readonly Dictionary<string, TLayer> _layers = new(StringComparer.Ordinal);
     private IReadOnlyList<string> _active = [];
     private bool _enabled = true;
+    private readonly ITuner? _tuner;
 
-    /// <summary>Attaches to a model.</summary>
+    /// <summary>Attaches to a model; the config is parsed by <see cref="ParseConfig"/>, which must then be overridden (contract 1.0).</summary>
     protected LayerTunerModel(ModelSurgeon model, TunerContext context)
     {
         Model = model;
         Context = context;
+    }
+
+    /// <summary>Attaches to a model; configs are parsed by <paramref name="tuner"/> (its <see cref="ITuner.ParseConfig"/> must return a <typeparamref name="TConfig"/>).</summary>
+    protected LayerTunerModel(ModelSurgeon model, TunerContext context, ITuner tuner) : this(model, context)
+    {
+        ArgumentNullException.ThrowIfNull(tuner);
+        _tuner = tuner;
     }
 
     /// <summary>The model being tuned.</summary>
@@ -71,8 +80,16 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         }
     }
 
-    /// <summary>Parses a config of this tuner from JSON.</summary>
-    protected abstract TConfig ParseConfig(JsonObject json);
+    /// <summary>Parses a config of this tuner from JSON. Default: the tuner given to the constructor parses it.</summary>
+    /// <exception cref="TunerConfigException">The config is invalid, or is not a <typeparamref name="TConfig"/>.</exception>
+    protected virtual TConfig ParseConfig(JsonObject json)
+    {
+        if (_tuner is null)
+            throw new InvalidOperationException($"{GetType().Name}: pass the tuner to the LayerTunerModel constructor, or override ParseConfig.");
+        TunerConfig config = _tuner.ParseConfig(json);
+        return config as TConfig
+            ?? throw new TunerConfigException($"The {_tuner.PeftType} tuner parsed a {config.GetType().Name}; {GetType().Name} takes {typeof(TConfig).Name}.");
+    }
 
     /// <summary>Whether this tuner can adapt the module (e.g. a Linear for LoRA).</summary>
     protected abstract bool Supports(nn.Module module);
@@ -95,15 +112,18 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
 
     /// <summary>
     /// Called after the adapters, the active set or their tensors change (add, import, delete,
-    /// activate): the place for a tuner's trainable-flag rules (PEFT's
-    /// <c>_mark_only_adapters_as_trainable</c>). Default: nothing.
+    /// activate), once PEFT's trainable flags are set: an adapter's tensors in layers that declare
+    /// their containers train when it is active and its config is not in inference mode. The place for
+    /// a tuner's own additions (LoRA's <c>bias</c>). Default: nothing.
     /// </summary>
     protected virtual void OnAdaptersChanged() { }
 
-    /// <summary>Tuner-specific non-tensor state of an adapter, as MessagePack bytes (default: none).</summary>
+    /// <summary>Not called since contract 1.1: the host keeps no opaque plugin state.</summary>
+    [Obsolete(ObsoleteMessages.PluginState)]
     protected virtual byte[]? ExportPluginState(string adapter) => null;
 
-    /// <summary>Restores what <see cref="ExportPluginState"/> produced.</summary>
+    /// <summary>Not called since contract 1.1: the host keeps no opaque plugin state.</summary>
+    [Obsolete(ObsoleteMessages.PluginState)]
     protected virtual void ImportPluginState(string adapter, byte[]? state) { }
 
     /// <inheritdoc />
@@ -111,8 +131,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     {
         if (config is not TConfig typed)
             throw new TunerConfigException($"Adapter '{name}': a {config.PeftType} config was given to a tuner that takes {typeof(TConfig).Name}.");
-        if (string.IsNullOrWhiteSpace(name) || name.Contains('.'))
-            throw new ArgumentException($"Adapter name '{name}' is invalid: it must be non-empty and contain no '.'.", nameof(name));
+        AdapterNames.EnsureValid(name);
         if (_configs.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
 
         // A module this tuner already wrapped is a candidate too (a second adapter joins its layer),
@@ -142,6 +161,8 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                 }
                 AddAdapterToLayer(layer, path, name, typed);
                 extended.Add(layer);
+                if (!layer.Adapters.Contains(name))
+                    throw new InvalidOperationException($"{GetType().Name}: after AddAdapterToLayer, the layer at '{path}' does not hold adapter '{name}' (it must add an entry to a container it declared).");
                 layer.ActiveAdapters = _active;
             }
         }
@@ -155,7 +176,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         _configs[name] = typed;
         _adapterOrder.Add(name);
         if (_active.Count == 0) SetActiveAdapters([name]);
-        else OnAdaptersChanged();
+        else AdaptersChanged();
     }
 
     /// <inheritdoc />
@@ -181,8 +202,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k) && !baseTensors.ContainsKey(k)).ToList();
             if (unexpected.Count > 0)
                 Context.Logger.LogWarning("Adapter '{Adapter}': ignoring {Count} tensor(s) the model has no place for: {Keys}", state.Name, unexpected.Count, string.Join(", ", unexpected.Take(8)));
-            ImportPluginState(state.Name, state.PluginState);
-            OnAdaptersChanged();
+            AdaptersChanged();
         }
         catch
         {
@@ -207,7 +227,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                     tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
             }
         }
-        return new AdapterState(name, config.ToJson(), tensors, ExportPluginState(name));
+        return new AdapterState(name, config.ToJson(), tensors);
     }
 
     /// <inheritdoc />
@@ -221,7 +241,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             if (layer.Adapters.Count == 0) RemoveLayer(path);
         }
         if (_active.Contains(name)) SetActiveAdapters(_active.Where(a => a != name).ToList());
-        else OnAdaptersChanged();
+        else AdaptersChanged();
     }
 
     /// <inheritdoc />
@@ -231,11 +251,11 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             if (!_configs.ContainsKey(n)) throw new KeyNotFoundException($"No adapter named '{n}' (adapters: {string.Join(", ", _adapterOrder)}).");
         _active = [.. names];
         foreach (TLayer layer in _layers.Values) layer.ActiveAdapters = _active;
-        OnAdaptersChanged();
+        AdaptersChanged();
     }
 
-    /// <inheritdoc />
-    public virtual bool CanMerge => true;
+    /// <summary>Whether the adapters merge into the base weights. Default: whether every injected layer can (true while there is none).</summary>
+    public virtual bool CanMerge => _layers.Values.All(l => l.CanMerge);
 
     /// <inheritdoc />
     public IReadOnlyList<string> MergedAdapters => _adapterOrder.Where(a => _layers.Values.Any(l => l.MergedAdapters.Contains(a))).ToList();
@@ -326,6 +346,20 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             foreach (var (name, p) in layer.BaseLayer.named_parameters())
                 result[$"{path}.{TunerLayer.BaseLayerName}.{name}"] = p;
         return result;
+    }
+
+    // PEFT's trainable rule, in one place for every tuner (_mark_only_adapters_as_trainable and the
+    // layers' set_adapter): an adapter trains when it is active and not in inference mode. Layers of
+    // contract 1.0 declare no containers and keep their own flags.
+    private void AdaptersChanged()
+    {
+        foreach (TLayer layer in _layers.Values)
+        {
+            if (!layer.DeclaresContainers) continue;
+            foreach (string adapter in layer.Adapters)
+                layer.SetAdapterTrainable(adapter, _active.Contains(adapter) && _configs.TryGetValue(adapter, out TConfig? c) && !c.InferenceMode);
+        }
+        OnAdaptersChanged();
     }
 
     private void RemoveLayer(string path)

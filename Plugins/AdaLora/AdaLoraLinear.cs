@@ -16,24 +16,28 @@ public sealed class AdaLoraLinear : TunerLayer
     /// <summary>The key of the rank counter, which PEFT's saved adapters leave out.</summary>
     public const string RanknumKey = "ranknum";
 
-    private readonly AdapterParameterDict lora_A = new();
-    private readonly AdapterParameterDict lora_B = new();
-    private readonly AdapterParameterDict lora_E = new();
-    private readonly AdapterParameterDict ranknum = new();
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
-    private readonly Dictionary<string, double> _scaling = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _rank = new(StringComparer.Ordinal);
+    // PEFT's AdaLoraLayer: adapter_layer_names lora_A, lora_B, lora_E; other_param_names r, scaling,
+    // lora_dropout, ranknum (a parameter that never trains).
+    private readonly AdapterParameterDict lora_A;
+    private readonly AdapterParameterDict lora_B;
+    private readonly AdapterParameterDict lora_E;
+    private readonly AdapterParameterDict ranknum;
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout;
+    private readonly AdapterValueDict<double> _scaling;
+    private readonly AdapterValueDict<int> _rank;
 
     /// <summary>Wraps a linear layer of shape out x in.</summary>
     public AdaLoraLinear(Linear baseLayer) : base(nameof(AdaLoraLinear), baseLayer)
     {
         InFeatures = baseLayer.weight!.shape[1];
         OutFeatures = baseLayer.weight.shape[0];
-        register_module("lora_A", lora_A);
-        register_module("lora_B", lora_B);
-        register_module("lora_E", lora_E);
-        register_module("ranknum", ranknum);
-        register_module("lora_dropout", lora_dropout);
+        lora_A = AdapterParameters("lora_A");
+        lora_B = AdapterParameters("lora_B");
+        lora_E = AdapterParameters("lora_E");
+        ranknum = AdapterParameters(RanknumKey, trainable: false);
+        lora_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("lora_dropout", trainable: false);
+        _scaling = AdapterValues<double>("scaling");
+        _rank = AdapterValues<int>("r");
     }
 
     /// <summary>The base layer's input size.</summary>
@@ -41,9 +45,6 @@ public sealed class AdaLoraLinear : TunerLayer
 
     /// <summary>The base layer's output size.</summary>
     public long OutFeatures { get; }
-
-    /// <inheritdoc />
-    public override IReadOnlyCollection<string> Adapters => _scaling.Keys;
 
     /// <summary>The rank of an adapter in this layer.</summary>
     public int Rank(string adapter) => _rank[adapter];
@@ -59,13 +60,13 @@ public sealed class AdaLoraLinear : TunerLayer
     /// normal(0, 0.02) and E zeros when <paramref name="init"/> (else standard normal), ranknum
     /// <paramref name="ranknumValue"/>.
     /// </summary>
-    public void AddAdapter(string adapter, int r, double scaling, double ranknumValue, double dropout, bool init, bool trainable)
+    public void AddAdapter(string adapter, int r, double scaling, double ranknumValue, double dropout, bool init)
     {
         Tensor weight = ((Linear)BaseLayer).weight!;
         (ScalarType dtype, Device device) = (weight.dtype, weight.device);
-        Parameter a = new(randn([r, InFeatures], dtype: dtype, device: device), trainable);
-        Parameter e = new(randn([r, 1], dtype: dtype, device: device), trainable);
-        Parameter b = new(randn([OutFeatures, r], dtype: dtype, device: device), trainable);
+        Parameter a = new(randn([r, InFeatures], dtype: dtype, device: device));
+        Parameter e = new(randn([r, 1], dtype: dtype, device: device));
+        Parameter b = new(randn([OutFeatures, r], dtype: dtype, device: device));
         Parameter n = new(full([1], ranknumValue, dtype: dtype, device: device), requires_grad: false);
         if (init)
         {
@@ -84,18 +85,6 @@ public sealed class AdaLoraLinear : TunerLayer
         _scaling[adapter] = scaling;
         _rank[adapter] = r;
     }
-
-    /// <inheritdoc />
-    public override void DeleteAdapter(string adapter)
-    {
-        if (!_scaling.Remove(adapter)) return;
-        _rank.Remove(adapter);
-        foreach (AdapterParameterDict dict in (AdapterParameterDict[])[lora_A, lora_B, lora_E, ranknum]) dict.Remove(adapter);
-        lora_dropout.Remove(adapter);
-    }
-
-    /// <inheritdoc />
-    public override bool CanMerge => true;
 
     /// <summary>The update PEFT's <c>SVDLinear.get_delta_weight</c> gives: B (A * E) * scaling / (ranknum + 1e-5), [out, in].</summary>
     public Tensor DeltaWeight(string adapter)

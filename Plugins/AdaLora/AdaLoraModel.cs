@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Surgery;
@@ -14,11 +13,8 @@ namespace PeftHost.Plugins.AdaLora;
 /// (<c>&lt;module&gt;.lora_A</c>, <c>.lora_B</c>, <c>.lora_E</c>); <c>ranknum</c> is left out, as PEFT's
 /// saved adapters do, and is set from the config when the adapter is added or imported.
 /// </summary>
-public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context)
+public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLoraTuner tuner) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context, tuner)
 {
-    /// <inheritdoc />
-    protected override AdaLoraConfig ParseConfig(JsonObject json) => new(json);
-
     /// <inheritdoc />
     protected override bool Supports(nn.Module module) => module is Linear;
 
@@ -46,7 +42,7 @@ public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context) : Lay
         bool[]? mask = config.RankMask(path, adapter);
         int r = mask?.Count(m => m) ?? config.InitR;
         double ranknumValue = r > 0 ? config.InitR : 0;
-        layer.AddAdapter(adapter, r, config.Scaling(r), ranknumValue, config.LoraDropout, config.InitLoraWeights, trainable: !config.InferenceMode);
+        layer.AddAdapter(adapter, r, config.Scaling(r), ranknumValue, config.LoraDropout, config.InitLoraWeights);
     }
 
     /// <summary>PEFT saves lora_A, lora_B and lora_E only: ranknum follows from the config (init_r, or the rank pattern's mask).</summary>

@@ -11,10 +11,14 @@ namespace PeftHost.Plugins.IA3;
 /// y = base(x) * l; for a feedforward module the vector, shape (1, in), scales the input:
 /// y = base(x * l). Several active adapters multiply their vectors.
 /// </summary>
+/// <remarks>
+/// The one container, <c>ia3_l</c>, is declared to the base class, which derives from it the adapters
+/// held, deletion, trainable flags and the exported tensors; overriding <see cref="TunerLayer.MergeInto"/>
+/// makes the layer mergeable.
+/// </remarks>
 public sealed class IA3Linear : TunerLayer
 {
-    private readonly AdapterParameterDict ia3_l = new();
-    private readonly HashSet<string> _adapters = new(StringComparer.Ordinal);
+    private readonly AdapterParameterDict ia3_l;
 
     /// <summary>Wraps a linear layer of shape out x in.</summary>
     public IA3Linear(Linear baseLayer, bool isFeedforward) : base(nameof(IA3Linear), baseLayer)
@@ -22,7 +26,7 @@ public sealed class IA3Linear : TunerLayer
         InFeatures = baseLayer.weight!.shape[1];
         OutFeatures = baseLayer.weight.shape[0];
         IsFeedforward = isFeedforward;
-        register_module("ia3_l", ia3_l);
+        ia3_l = AdapterParameters("ia3_l");
     }
 
     /// <summary>The base layer's input size.</summary>
@@ -34,31 +38,16 @@ public sealed class IA3Linear : TunerLayer
     /// <summary>Whether the vectors scale the input (feedforward) rather than the output.</summary>
     public bool IsFeedforward { get; }
 
-    /// <inheritdoc />
-    public override IReadOnlyCollection<string> Adapters => _adapters;
-
     /// <summary>Adds an adapter's vector: ones when <paramref name="init"/>, else standard normal (as PEFT).</summary>
-    public void AddAdapter(string adapter, bool init, bool trainable)
+    public void AddAdapter(string adapter, bool init)
     {
         Tensor weight = ((Linear)BaseLayer).weight!;
         long[] shape = IsFeedforward ? [1, InFeatures] : [OutFeatures, 1];
         using Tensor data = init
             ? ones(shape, dtype: weight.dtype, device: weight.device)
             : randn(shape, dtype: weight.dtype, device: weight.device);
-        ia3_l.Add(adapter, new Parameter(data, trainable));
-        _adapters.Add(adapter);
+        ia3_l.Add(adapter, new Parameter(data));
     }
-
-    /// <inheritdoc />
-    public override void DeleteAdapter(string adapter)
-    {
-        if (!ia3_l.Contains(adapter)) return;
-        ia3_l.Remove(adapter);
-        _adapters.Remove(adapter);
-    }
-
-    /// <inheritdoc />
-    public override bool CanMerge => true;
 
     /// <summary>
     /// PEFT's IA3 <c>Linear.merge</c>: the weight [out, in] times the vector ([out, 1] scales rows,

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Surgery;
@@ -9,12 +8,9 @@ using static TorchSharp.torch;
 
 namespace PeftHost.Plugins.IA3;
 
-/// <summary>(IA)³ applied to one model (PEFT's <c>IA3Model</c>).</summary>
-public sealed class IA3Model(ModelSurgeon model, TunerContext context) : LayerTunerModel<IA3Config, IA3Linear>(model, context)
+/// <summary>(IA)³ applied to one model (PEFT's <c>IA3Model</c>): its config is parsed by the tuner, its vectors train by the base class's rule.</summary>
+public sealed class IA3Model(ModelSurgeon model, TunerContext context, IA3Tuner tuner) : LayerTunerModel<IA3Config, IA3Linear>(model, context, tuner)
 {
-    /// <inheritdoc />
-    protected override IA3Config ParseConfig(JsonObject json) => new(json);
-
     /// <inheritdoc />
     protected override bool Supports(nn.Module module) => module is Linear;
 
@@ -34,6 +30,6 @@ public sealed class IA3Model(ModelSurgeon model, TunerContext context) : LayerTu
             throw new TunerConfigException(
                 $"Adapter '{adapter}': module '{path}' is {(feedforward ? "" : "not ")}a feedforward module by its feedforward_modules, " +
                 $"but the adapters already on it treat it as {(layer.IsFeedforward ? "feedforward" : "not feedforward")}; IA3 adapters on one module must agree.");
-        layer.AddAdapter(adapter, config.InitIA3Weights, trainable: !config.InferenceMode);
+        layer.AddAdapter(adapter, config.InitIA3Weights);
     }
 }

@@ -1,4 +1,5 @@
 using PeftHost.Abstractions.Layers;
+using PeftHost.Plugins.Lora.Variants;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,8 +11,7 @@ namespace PeftHost.Plugins.Lora;
 /// <c>lora_embedding_A.&lt;adapter&gt;</c> [r, num_embeddings] and
 /// <c>lora_embedding_B.&lt;adapter&gt;</c> [embedding_dim, r];
 /// y = base(x) + embedding(x, Aᵀ) · Bᵀ · scaling (no dropout on this path, as PEFT).
-/// With DoRA (PEFT's <c>DoraEmbeddingLayer</c>): y = s·base(x) + s·embedding(x, Aᵀ)·Bᵀ·scaling,
-/// s = m / ‖W + ΔW‖ per embedding dimension, detached.
+/// DoRA adapters run through <see cref="DoraEmbeddingVariant"/>.
 /// </summary>
 /// <remarks>
 /// TorchSharp 0.107's Embedding is a native module that does not expose its padding_idx or
@@ -20,16 +20,16 @@ namespace PeftHost.Plugins.Lora;
 /// </remarks>
 public sealed class LoraEmbedding : LoraLayer
 {
-    private readonly AdapterParameterDict lora_embedding_A = new();
-    private readonly AdapterParameterDict lora_embedding_B = new();
+    private readonly AdapterParameterDict lora_embedding_A;
+    private readonly AdapterParameterDict lora_embedding_B;
 
     /// <summary>Wraps an embedding (weight [num_embeddings, embedding_dim]).</summary>
     public LoraEmbedding(Embedding baseLayer) : base(nameof(LoraEmbedding), baseLayer, WeightOf(baseLayer), null)
     {
         NumEmbeddings = Weight.shape[0];
         EmbeddingDim = Weight.shape[1];
-        register_module("lora_embedding_A", lora_embedding_A);
-        register_module("lora_embedding_B", lora_embedding_B);
+        lora_embedding_A = AdapterParameters("lora_embedding_A");
+        lora_embedding_B = AdapterParameters("lora_embedding_B");
     }
 
     /// <summary>The vocabulary size.</summary>
@@ -39,7 +39,10 @@ public sealed class LoraEmbedding : LoraLayer
     public long EmbeddingDim { get; }
 
     /// <inheritdoc />
-    protected override int NormDim => 0;
+    public override int NormDim => 0;
+
+    /// <inheritdoc />
+    protected override ILoraVariant? ResolveVariant(bool useDora) => useDora ? DoraEmbeddingVariant.Instance : null;
 
     /// <inheritdoc />
     protected override void CreateFactors(string adapter, int r, double scaling, string? init, string path)
@@ -55,13 +58,6 @@ public sealed class LoraEmbedding : LoraLayer
         }
         lora_embedding_A.Add(adapter, new Parameter(a, requires_grad: true));
         lora_embedding_B.Add(adapter, new Parameter(b, requires_grad: true));
-    }
-
-    /// <inheritdoc />
-    protected override void RemoveFactors(string adapter)
-    {
-        lora_embedding_A.Remove(adapter);
-        lora_embedding_B.Remove(adapter);
     }
 
     /// <inheritdoc />
@@ -93,30 +89,21 @@ public sealed class LoraEmbedding : LoraLayer
         ScalarType resultType = result.dtype;
         foreach (string adapter in activeAdapters)
         {
-            Tensor aT = lora_embedding_A[adapter].t();
-            Tensor bT = lora_embedding_B[adapter].t();
-            double scaling = Scaling(adapter);
-            Tensor lora = Embed(input, aT).matmul(bT);
-            if (!UsesDora(adapter))
+            if (Variant(adapter) is { } variant)
             {
-                result = result.add_(lora, alpha: scaling);
+                result = variant.Forward(this, adapter, input, result);
                 continue;
             }
-            lora = lora * scaling;
-            Tensor norm;
-            using (no_grad())
-            {
-                Tensor delta = aT.matmul(bT).mul_(scaling);
-                norm = WeightNorm(Weight, delta).detach();
-            }
-            Tensor scale = Magnitude(adapter) / norm;
-            result = scale * result + scale * lora;
+            Tensor aT = lora_embedding_A[adapter].t();
+            Tensor bT = lora_embedding_B[adapter].t();
+            Tensor lora = Embed(input, aT).matmul(bT);
+            result = result.add_(lora, alpha: Scaling(adapter));
         }
         return scope.MoveToOuter(result.to(resultType));
     }
 
-    // embedding(x, table): row x of the [num, r] table, for every index of x.
-    private static Tensor Embed(Tensor input, Tensor table) =>
+    /// <summary>embedding(x, table): row x of the [num, r] table, for every index of x.</summary>
+    internal static Tensor Embed(Tensor input, Tensor table) =>
         table.index_select(0, input.reshape(-1)).reshape([.. input.shape, table.shape[1]]);
 
     private static Parameter WeightOf(Embedding embedding) =>

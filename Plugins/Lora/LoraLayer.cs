@@ -1,4 +1,5 @@
 using PeftHost.Abstractions.Layers;
+using PeftHost.Plugins.Lora.Variants;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -6,29 +7,37 @@ using static TorchSharp.torch;
 namespace PeftHost.Plugins.Lora;
 
 /// <summary>
-/// What every LoRA layer shares (PEFT's <c>LoraLayer</c>): per-adapter rank, alpha, scaling,
-/// dropout (<c>lora_dropout.&lt;adapter&gt;</c>) and DoRA magnitude
-/// (<c>lora_magnitude_vector.&lt;adapter&gt;.weight</c>), trainable flags, and merging
-/// W ← W + ΔW (DoRA: W ← m/‖W + ΔW‖ · (W + ΔW)) with its exact inverse.
+/// What every LoRA layer shares (PEFT's <c>LoraLayer</c>): per-adapter rank, alpha, scaling, dropout
+/// (<c>lora_dropout.&lt;adapter&gt;</c>) and variant (DoRA, whose magnitude is
+/// <c>lora_magnitude_vector.&lt;adapter&gt;.weight</c>), declared once as the layer's adapter containers,
+/// and merging W ← W + ΔW (a variant merges its own way) with its exact inverse.
 /// </summary>
 /// <remarks>
 /// ΔW = scaling · B·A, in the base weight's own layout, is formed only to merge (and by DoRA, whose
-/// column norm needs it, as in PEFT); the unmerged LoRA forward stays two thin products.
+/// column norm needs it, as in PEFT); the unmerged plain LoRA forward stays two thin products.
 /// </remarks>
 public abstract class LoraLayer : TunerLayer
 {
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
+    // PEFT's other_param_names: r, lora_alpha, scaling, lora_dropout; and the variant of each adapter that has one.
+    private readonly AdapterValueDict<int> r;
+    private readonly AdapterValueDict<double> lora_alpha;
+    private readonly AdapterValueDict<double> scaling;
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout;
+    private readonly AdapterValueDict<ILoraVariant> lora_variant;
     private AdapterModuleDict<DoraMagnitude>? lora_magnitude_vector;
-    private readonly Dictionary<string, AdapterSettings> _settings = new(StringComparer.Ordinal);
-    // DoRA merge divides by ‖W + ΔW‖ of the weights before the merge; unmerge needs that same norm.
-    private readonly Dictionary<string, Tensor> _mergedNorms = new(StringComparer.Ordinal);
+    // PEFT's _caches: tensors a merge leaves for its unmerge (DoRA's norm of the weights before the merge).
+    private readonly Dictionary<string, Tensor> _cache = new(StringComparer.Ordinal);
 
     /// <summary>Wraps <paramref name="baseLayer"/>, whose live weight is <paramref name="weight"/>.</summary>
     protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer, Parameter weight, Parameter? bias) : base(name, baseLayer)
     {
         Weight = weight;
         Bias = bias;
-        register_module("lora_dropout", lora_dropout);
+        lora_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("lora_dropout", trainable: false);
+        r = AdapterValues<int>("r");
+        lora_alpha = AdapterValues<double>("lora_alpha");
+        scaling = AdapterValues<double>("scaling");
+        lora_variant = AdapterValues<ILoraVariant>("lora_variant");
     }
 
     /// <summary>The base layer's weight (the parameter itself: merging changes it in place).</summary>
@@ -37,62 +46,54 @@ public abstract class LoraLayer : TunerLayer
     /// <summary>The base layer's bias, or null (trained with <c>bias: lora_only</c>).</summary>
     public Parameter? Bias { get; }
 
-    /// <inheritdoc />
-    public override IReadOnlyCollection<string> Adapters => _settings.Keys;
-
-    /// <inheritdoc />
-    public override bool CanMerge => true;
-
     /// <summary>The rank of an adapter.</summary>
-    public int Rank(string adapter) => _settings[adapter].R;
+    public int Rank(string adapter) => r[adapter];
 
     /// <summary>The alpha of an adapter.</summary>
-    public double Alpha(string adapter) => _settings[adapter].Alpha;
+    public double Alpha(string adapter) => lora_alpha[adapter];
 
     /// <summary>The scaling of an adapter (alpha / r, or alpha / √r with rsLoRA).</summary>
-    public double Scaling(string adapter) => _settings[adapter].Scaling;
+    public double Scaling(string adapter) => scaling[adapter];
+
+    /// <summary>The variant of an adapter, or null for plain LoRA.</summary>
+    public ILoraVariant? Variant(string adapter) => lora_variant.TryGetValue(adapter, out ILoraVariant v) ? v : null;
 
     /// <summary>Whether an adapter uses DoRA.</summary>
-    public bool UsesDora(string adapter) => _settings[adapter].UseDora;
+    public bool UsesDora(string adapter) => Variant(adapter) is DoraVariant;
 
     /// <summary>
     /// The dimension of the base weight that DoRA's norm runs over: the input dimension of the weight
     /// as stored (1 for a Linear's [out, in], 0 for a Conv1D's [in, out] and an Embedding's [num, dim]).
     /// </summary>
-    protected abstract int NormDim { get; }
+    public abstract int NormDim { get; }
 
-    /// <summary>Adds an adapter as PEFT's <c>update_layer</c> does: factors, dropout, scaling, then DoRA's magnitude.</summary>
+    /// <summary>The variant this layer type uses for an adapter's config (PEFT's <c>resolve_lora_variant</c>); null: plain LoRA.</summary>
+    protected abstract ILoraVariant? ResolveVariant(bool useDora);
+
+    /// <summary>Adds an adapter as PEFT's <c>update_layer</c> does: factors, dropout, scaling, then the variant's own set-up.</summary>
     /// <param name="adapter">The adapter name.</param>
     /// <param name="r">The rank.</param>
     /// <param name="alpha">lora_alpha for this module.</param>
     /// <param name="scaling">alpha / r, or alpha / √r with rsLoRA.</param>
     /// <param name="dropout">lora_dropout.</param>
     /// <param name="init">init_lora_weights as text, or null to skip initialisation (the tensors are about to be imported).</param>
-    /// <param name="useDora">Whether to add a DoRA magnitude vector.</param>
+    /// <param name="useDora">Whether the adapter is a DoRA one.</param>
     /// <param name="path">The module path, for error messages.</param>
     public void AddAdapter(string adapter, int r, double alpha, double scaling, double dropout, string? init, bool useDora, string path)
     {
-        if (_settings.ContainsKey(adapter)) throw new ArgumentException($"Module '{path}' already holds an adapter named '{adapter}'.", nameof(adapter));
+        if (Adapters.Contains(adapter)) throw new ArgumentException($"Module '{path}' already holds an adapter named '{adapter}'.", nameof(adapter));
         if (r <= 0) throw new ArgumentOutOfRangeException(nameof(r), $"LoRA rank for '{path}' must be positive, got {r}.");
         using (no_grad()) CreateFactors(adapter, r, scaling, init, path);
         try
         {
             lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
-            _settings[adapter] = new AdapterSettings(r, alpha, scaling, useDora);
-            if (useDora)
+            this.r[adapter] = r;
+            lora_alpha[adapter] = alpha;
+            this.scaling[adapter] = scaling;
+            if (ResolveVariant(useDora) is { } variant)
             {
-                if (lora_magnitude_vector is null)
-                {
-                    // Registered with the first DoRA adapter only, so that plain LoRA layers list no DoRA module.
-                    lora_magnitude_vector = new AdapterModuleDict<DoraMagnitude>();
-                    register_module("lora_magnitude_vector", lora_magnitude_vector);
-                }
-                using (no_grad())
-                {
-                    using Tensor delta = DeltaWeight(adapter);
-                    using Tensor norm = WeightNorm(Weight, delta);
-                    lora_magnitude_vector.Add(adapter, new DoraMagnitude(norm));
-                }
+                lora_variant[adapter] = variant;
+                variant.Init(this, adapter);
             }
         }
         catch
@@ -105,18 +106,9 @@ public abstract class LoraLayer : TunerLayer
     /// <inheritdoc />
     public override void DeleteAdapter(string adapter)
     {
-        RemoveFactors(adapter);
-        lora_dropout.Remove(adapter);
-        lora_magnitude_vector?.Remove(adapter);
-        if (_mergedNorms.Remove(adapter, out Tensor? norm)) norm.Dispose();
-        _settings.Remove(adapter);
-    }
-
-    /// <summary>Sets whether an adapter's tensors (factors, magnitude) are trainable.</summary>
-    public void SetTrainable(string adapter, bool trainable)
-    {
-        foreach ((_, Tensor value) in AdapterTensors(adapter))
-            if (value.requires_grad != trainable) value.requires_grad = trainable;
+        base.DeleteAdapter(adapter);
+        foreach (string key in _cache.Keys.Where(k => k.StartsWith(adapter + "-", StringComparison.Ordinal)).ToList())
+            CachePop(key)!.Dispose();
     }
 
     /// <summary>
@@ -168,7 +160,8 @@ public abstract class LoraLayer : TunerLayer
             using (Tensor left = b.narrow(1, 0, r)) left.copy_(newB);
             if (magnitude is not null) Magnitude(adapter).copy_(magnitude);
         }
-        _settings[adapter] = _settings[adapter] with { Alpha = alpha, Scaling = scaling };
+        lora_alpha[adapter] = alpha;
+        this.scaling[adapter] = scaling;
     }
 
     /// <summary>Zeroes an adapter's factors (a hotswapped adapter that does not target this module).</summary>
@@ -193,64 +186,55 @@ public abstract class LoraLayer : TunerLayer
     /// <summary>Creates an adapter's low-rank factors, initialised as <paramref name="init"/> says (null: not at all).</summary>
     protected abstract void CreateFactors(string adapter, int r, double scaling, string? init, string path);
 
-    /// <summary>Removes an adapter's low-rank factors (no-op when absent).</summary>
-    protected abstract void RemoveFactors(string adapter);
-
     /// <summary>The adapter's dropout module.</summary>
-    protected nn.Module<Tensor, Tensor> Dropout(string adapter) => lora_dropout[adapter];
+    public nn.Module<Tensor, Tensor> Dropout(string adapter) => lora_dropout[adapter];
 
     /// <summary>The adapter's DoRA magnitude.</summary>
-    protected Parameter Magnitude(string adapter) => lora_magnitude_vector![adapter].weight;
+    public Parameter Magnitude(string adapter) => lora_magnitude_vector![adapter].weight;
+
+    /// <summary>
+    /// The container of DoRA magnitudes (<c>lora_magnitude_vector</c>), declared with the first DoRA
+    /// adapter, so that plain LoRA layers list no DoRA module.
+    /// </summary>
+    internal AdapterModuleDict<DoraMagnitude> MagnitudeVectors() => lora_magnitude_vector ??= AdapterModules<DoraMagnitude>("lora_magnitude_vector");
+
+    /// <summary>Keeps a tensor for a later step (PEFT's <c>_cache_store</c>); the layer owns it from now on.</summary>
+    internal void CacheStore(string key, Tensor value)
+    {
+        if (_cache.Remove(key, out Tensor? old)) old.Dispose();
+        _cache[key] = value.DetachFromDisposeScope();
+    }
+
+    /// <summary>Takes a kept tensor back, or null (PEFT's <c>_cache_pop</c>); the caller owns it.</summary>
+    internal Tensor? CachePop(string key) => _cache.Remove(key, out Tensor? value) ? value : null;
 
     /// <summary>‖W + ΔW‖ over <see cref="NormDim"/>: one norm per output feature (DoRA).</summary>
-    protected Tensor WeightNorm(Tensor weight, Tensor delta)
+    public Tensor WeightNorm(Tensor weight, Tensor delta)
     {
         using var sum = weight + delta;
         return torch.linalg.vector_norm(sum, 2, [NormDim]).to(weight.dtype);
     }
 
-    /// <summary>m / norm, shaped to broadcast against the base weight.</summary>
-    private Tensor DoraFactor(string adapter, Tensor norm) => (Magnitude(adapter) / norm).unsqueeze(NormDim);
-
     /// <inheritdoc />
     protected override void MergeInto(string adapter, bool safeMerge)
     {
         using var scope = NewDisposeScope();
-        Tensor delta = DeltaWeight(adapter);
-        Tensor? norm = null;
-        Tensor merged;
-        if (UsesDora(adapter))
-        {
-            norm = WeightNorm(Weight, delta).detach();
-            merged = DoraFactor(adapter, norm) * (Weight + delta);
-        }
-        else
-        {
-            merged = Weight + delta;
-        }
+        Tensor merged = Variant(adapter) is { } variant ? variant.Merge(this, adapter, Weight) : Weight + DeltaWeight(adapter);
         // Computed aside and checked before the weight changes: a broken adapter leaves it untouched.
         if (safeMerge) EnsureFinite(merged, adapter);
         Weight.copy_(merged);
-        if (norm is not null) _mergedNorms[adapter] = scope.MoveToOuter(norm);
     }
 
     /// <inheritdoc />
     protected override void UnmergeFrom(string adapter)
     {
         using var scope = NewDisposeScope();
-        Tensor delta = DeltaWeight(adapter);
-        if (_mergedNorms.Remove(adapter, out Tensor? norm))
-        {
-            using (norm) Weight.copy_(Weight / DoraFactor(adapter, norm) - delta);
-        }
-        else
-        {
-            Weight.sub_(delta);
-        }
+        if (Variant(adapter) is { } variant) Weight.copy_(variant.Unmerge(this, adapter, Weight));
+        else Weight.sub_(DeltaWeight(adapter));
     }
 
     /// <summary>B·A computed in float32 for half-precision factors (slow half matmuls on CPU), returned in the factors' dtype.</summary>
-    protected static Tensor Product(Tensor b, Tensor a)
+    public static Tensor Product(Tensor b, Tensor a)
     {
         if (a.dtype is ScalarType.Float16 or ScalarType.BFloat16)
         {
@@ -265,11 +249,9 @@ public abstract class LoraLayer : TunerLayer
     {
         if (disposing)
         {
-            foreach (Tensor t in _mergedNorms.Values) t.Dispose();
-            _mergedNorms.Clear();
+            foreach (Tensor t in _cache.Values) t.Dispose();
+            _cache.Clear();
         }
         base.Dispose(disposing);
     }
-
-    private sealed record AdapterSettings(int R, double Alpha, double Scaling, bool UseDora);
 }

@@ -1,5 +1,6 @@
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
+using PeftHost.Plugins.Lora.Variants;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,8 +10,7 @@ namespace PeftHost.Plugins.Lora;
 /// <summary>
 /// LoRA on a linear layer (PEFT's <c>lora.Linear</c>): y = base(x) + B(A(dropout(x))) · scaling,
 /// with <c>lora_A.&lt;adapter&gt;.weight</c> [r, in] and <c>lora_B.&lt;adapter&gt;.weight</c> [out, r].
-/// With DoRA: y = base(x) + (m/‖W + ΔW‖ − 1) · (x_d Wᵀ) + m/‖W + ΔW‖ · B(A(x_d)) · scaling, the norm
-/// detached, x_d = dropout(x), so the base bias is not rescaled (PEFT's <c>DoraLinearLayer</c>).
+/// DoRA adapters run through <see cref="DoraLinearVariant"/>.
 /// </summary>
 /// <remarks>
 /// The weight layout is [out, in]; <see cref="LoraConv1D"/> reuses everything with the transposed
@@ -18,8 +18,8 @@ namespace PeftHost.Plugins.Lora;
 /// </remarks>
 public class LoraLinear : LoraLayer
 {
-    private readonly AdapterModuleDict<Linear> lora_A = new();
-    private readonly AdapterModuleDict<Linear> lora_B = new();
+    private readonly AdapterModuleDict<Linear> lora_A;
+    private readonly AdapterModuleDict<Linear> lora_B;
 
     /// <summary>Wraps a linear layer (weight [out, in]).</summary>
     public LoraLinear(Linear baseLayer)
@@ -32,8 +32,8 @@ public class LoraLinear : LoraLayer
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         FanInFanOut = fanInFanOut;
-        register_module("lora_A", lora_A);
-        register_module("lora_B", lora_B);
+        lora_A = AdapterModules<Linear>("lora_A");
+        lora_B = AdapterModules<Linear>("lora_B");
     }
 
     /// <summary>The base layer's input size.</summary>
@@ -46,7 +46,10 @@ public class LoraLinear : LoraLayer
     public bool FanInFanOut { get; }
 
     /// <inheritdoc />
-    protected override int NormDim => FanInFanOut ? 0 : 1;
+    public override int NormDim => FanInFanOut ? 0 : 1;
+
+    /// <inheritdoc />
+    protected override ILoraVariant? ResolveVariant(bool useDora) => useDora ? DoraLinearVariant.Instance : null;
 
     /// <inheritdoc />
     protected override void CreateFactors(string adapter, int r, double scaling, string? init, string path)
@@ -92,13 +95,6 @@ public class LoraLinear : LoraLayer
     }
 
     /// <inheritdoc />
-    protected override void RemoveFactors(string adapter)
-    {
-        lora_A.Remove(adapter);
-        lora_B.Remove(adapter);
-    }
-
-    /// <inheritdoc />
     public override (Parameter A, Parameter B) Factors(string adapter) => (lora_A[adapter].weight!, lora_B[adapter].weight!);
 
     /// <inheritdoc />
@@ -131,27 +127,14 @@ public class LoraLinear : LoraLayer
         {
             Linear a = lora_A[adapter], b = lora_B[adapter];
             Tensor x = input.dtype == a.weight!.dtype ? input : input.to(a.weight.dtype);
-            double scaling = Scaling(adapter);
-            nn.Module<Tensor, Tensor> dropout = Dropout(adapter);
-            if (!UsesDora(adapter))
+            if (Variant(adapter) is { } variant)
             {
-                Tensor down = a.forward(dropout is Identity ? x : dropout.forward(x));
-                AddUp(result, down, b.weight!, scaling);
+                result = variant.Forward(this, adapter, x, result);
                 continue;
             }
-            Tensor xd = dropout.forward(x);
-            Tensor lora = b.forward(a.forward(xd));
-            Tensor weight = Weight.to(x.dtype);
-            Tensor norm;
-            using (no_grad())
-            {
-                // Detached, as the DoRA paper (section 4.3) and PEFT: the norm gets no gradient.
-                Tensor delta = Product(b.weight!, a.weight!).mul_(scaling);
-                norm = WeightNorm(weight, FanInFanOut ? delta.t() : delta).detach();
-            }
-            Tensor scale = (Magnitude(adapter) / norm).view(1, -1);
-            Tensor baseProduct = FanInFanOut ? xd.matmul(weight) : xd.matmul(weight.t());
-            result = result + (scale - 1) * baseProduct + scale * lora * scaling;
+            nn.Module<Tensor, Tensor> dropout = Dropout(adapter);
+            Tensor down = a.forward(dropout is Identity ? x : dropout.forward(x));
+            AddUp(result, down, b.weight!, Scaling(adapter));
         }
         return scope.MoveToOuter(result.to(resultType));
     }
@@ -163,7 +146,7 @@ public class LoraLinear : LoraLayer
     // Null when the general path is needed.
     private Tensor? TryForwardOne(Tensor input, string adapter)
     {
-        if (UsesDora(adapter) || Dropout(adapter) is not Identity) return null;
+        if (Variant(adapter) is not null || Dropout(adapter) is not Identity) return null;
         Parameter a = lora_A[adapter].weight!, b = lora_B[adapter].weight!;
         ScalarType type = input.dtype;
         if (a.dtype != type || Weight.dtype != type) return null;

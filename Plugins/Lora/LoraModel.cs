@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
@@ -12,10 +11,11 @@ namespace PeftHost.Plugins.Lora;
 
 /// <summary>
 /// LoRA applied to one model (PEFT's <c>LoraModel</c>): adapts Linear, Embedding and GPT-2 Conv1D
-/// modules, with per-module rank and alpha from <c>rank_pattern</c> / <c>alpha_pattern</c>, and
-/// PEFT's trainable flags (only the active adapters train; <c>bias</c> adds biases).
+/// modules, with per-module rank and alpha from <c>rank_pattern</c> / <c>alpha_pattern</c>; the
+/// trainable flags are the base class's (only the active adapters train), to which <c>bias</c> adds biases.
 /// </summary>
-public sealed partial class LoraModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<LoraConfig, LoraLayer>(model, context), IHotswapModel, IWeightedAdapterModel
+public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, LoraTuner tuner)
+    : LayerTunerModel<LoraConfig, LoraLayer>(model, context, tuner), IHotswapModel, IWeightedAdapterModel, IWeightConversionModel
 {
     // Biases this tuner made trainable (bias "all" / "lora_only"), so it can take them back.
     private readonly List<Parameter> _trainableBiases = [];
@@ -31,9 +31,6 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context) 
     protected override bool ExportsBaseLayer(string path, LoraConfig config) =>
         config.TargetModules?.Names is { } names &&
         EmbeddingLayerNames.Any(e => names.Contains(e) && (path == e || path.EndsWith("." + e, StringComparison.Ordinal)));
-
-    /// <inheritdoc />
-    protected override LoraConfig ParseConfig(JsonObject json) => new(json);
 
     /// <inheritdoc />
     protected override bool Supports(nn.Module module) => module is Linear or Embedding or Conv1D;
@@ -82,16 +79,11 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context) 
     }
 
     /// <summary>
-    /// PEFT's trainable flags: an adapter's tensors train when it is active and not in inference
-    /// mode; for active adapters, bias "all" trains every bias of the model and "lora_only" the
-    /// biases of the adapted modules. The host froze the base model before.
+    /// PEFT's <c>bias</c> on top of the base class's trainable flags: for active adapters, "all" trains
+    /// every bias of the model and "lora_only" the biases of the adapted modules. The host froze the base model before.
     /// </summary>
     protected override void OnAdaptersChanged()
     {
-        foreach (LoraLayer layer in Layers.Values)
-            foreach (string adapter in layer.Adapters)
-                layer.SetTrainable(adapter, ActiveAdapters.Contains(adapter) && !GetConfig(adapter).InferenceMode);
-
         var wanted = new List<Parameter>();
         foreach (string adapter in ActiveAdapters)
         {

@@ -24,6 +24,9 @@ public sealed class PromptLearningModel : IPromptLearningModel
     /// <summary>The key PEFT saves a prompt-learning adapter under.</summary>
     public const string PromptEmbeddingsKey = "prompt_embeddings";
 
+    /// <summary>The name of PEFT's per-adapter dictionary of prompt encoders on its <c>PeftModel</c>.</summary>
+    public const string PromptEncoderName = "prompt_encoder";
+
     private readonly string _peftType;
     private readonly Func<JsonObject, PromptLearningConfig> _parse;
     private readonly List<string> _order = [];
@@ -68,6 +71,10 @@ public sealed class PromptLearningModel : IPromptLearningModel
 
     /// <inheritdoc />
     public int NumVirtualTokens(string adapter) => Get(adapter).Config.NumVirtualTokens;
+
+    /// <summary>PEFT's prompt-encoder parameters, which live outside the model: <c>prompt_encoder.&lt;adapter&gt;.embedding.weight</c>, ...</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() =>
+        _order.SelectMany(adapter => _adapters[adapter].Encoder.named_parameters().Select(p => ($"{PromptEncoderName}.{adapter}.{p.name}", p.parameter))).ToList();
 
     /// <inheritdoc />
     public void AddAdapter(string name, TunerConfig config)
@@ -200,8 +207,7 @@ public sealed class PromptLearningModel : IPromptLearningModel
     {
         if (config is not PromptLearningConfig typed || config.PeftType != _peftType)
             throw new TunerConfigException($"Adapter '{name}': a {config.PeftType} config was given to the {_peftType} tuner.");
-        if (string.IsNullOrWhiteSpace(name) || name.Contains('.'))
-            throw new ArgumentException($"Adapter name '{name}' is invalid: it must be non-empty and contain no '.'.", nameof(name));
+        AdapterNames.EnsureValid(name);
         if (_adapters.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
         return typed;
     }

@@ -1,57 +1,44 @@
 using System.Text.Json.Nodes;
-using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
 
 namespace PeftHost.Plugins.PromptTuning;
 
 /// <summary>Prompt tuning (Lester et al., 2021), as in Hugging Face PEFT.</summary>
-public sealed class PromptTuningTuner : ITuner
+public sealed class PromptTuningTuner() : Tuner<PromptTuningConfig>(PeftTypeName)
 {
     /// <summary>The <c>peft_type</c> served.</summary>
     public const string PeftTypeName = "PROMPT_TUNING";
 
     /// <inheritdoc />
-    public string PeftType => PeftTypeName;
+    public override PromptTuningConfig ParseConfig(JsonObject json) => new(json);
 
     /// <inheritdoc />
-    public TunerConfig ParseConfig(JsonObject json) => new PromptTuningConfig(json);
-
-    /// <inheritdoc />
-    public ITunerModel Attach(ModelSurgeon model, TunerContext context) =>
-        new PromptLearningModel(model, context, PeftTypeName, json => new PromptTuningConfig(json));
+    public override ITunerModel Attach(ModelSurgeon model, TunerContext context) => new PromptLearningModel(model, context, PeftTypeName, ParseConfig);
 }
 
 /// <summary>Prefix tuning (Li and Liang, 2021), as in Hugging Face PEFT.</summary>
-public sealed class PrefixTuningTuner : ITuner
+public sealed class PrefixTuningTuner() : Tuner<PrefixTuningConfig>(PeftTypeName)
 {
     /// <summary>The <c>peft_type</c> served.</summary>
     public const string PeftTypeName = "PREFIX_TUNING";
 
     /// <inheritdoc />
-    public string PeftType => PeftTypeName;
+    public override PrefixTuningConfig ParseConfig(JsonObject json) => new(json);
 
     /// <inheritdoc />
-    public TunerConfig ParseConfig(JsonObject json) => new PrefixTuningConfig(json);
-
-    /// <inheritdoc />
-    public ITunerModel Attach(ModelSurgeon model, TunerContext context) =>
-        new PromptLearningModel(model, context, PeftTypeName, json => new PrefixTuningConfig(json));
+    public override ITunerModel Attach(ModelSurgeon model, TunerContext context) => new PromptLearningModel(model, context, PeftTypeName, ParseConfig);
 }
 
 /// <summary>P-tuning (Liu et al., 2021), as in Hugging Face PEFT (<c>PromptEncoder</c>).</summary>
-public sealed class PTuningTuner : ITuner
+public sealed class PTuningTuner() : Tuner<PromptEncoderConfig>(PeftTypeName)
 {
     /// <summary>The <c>peft_type</c> served.</summary>
     public const string PeftTypeName = "P_TUNING";
 
     /// <inheritdoc />
-    public string PeftType => PeftTypeName;
+    public override PromptEncoderConfig ParseConfig(JsonObject json) => new(json);
 
     /// <inheritdoc />
-    public TunerConfig ParseConfig(JsonObject json) => new PromptEncoderConfig(json);
-
-    /// <inheritdoc />
-    public ITunerModel Attach(ModelSurgeon model, TunerContext context) =>
-        new PromptLearningModel(model, context, PeftTypeName, json => new PromptEncoderConfig(json));
+    public override ITunerModel Attach(ModelSurgeon model, TunerContext context) => new PromptLearningModel(model, context, PeftTypeName, ParseConfig);
 }

@@ -19,8 +19,9 @@ public sealed partial class PeftModel
     /// </summary>
     /// <param name="inputIds">[batch, seq] token ids.</param>
     /// <param name="attentionMask">[batch, seq] for the real tokens (1 = token, 0 = padding); the virtual tokens are always attended.</param>
+    /// <param name="adapterNames">Mixed-batch inference, PEFT's <c>adapter_names</c> (see <see cref="Run{T}"/>); layer tuners only.</param>
     /// <exception cref="InvalidOperationException">The base model is not a causal LM.</exception>
-    public Tensor CausalLMForward(Tensor inputIds, Tensor? attentionMask = null)
+    public Tensor CausalLMForward(Tensor inputIds, Tensor? attentionMask = null, IReadOnlyList<string>? adapterNames = null)
     {
         var causal = BaseModel as ICausalLM
             ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a causal LM ({nameof(ICausalLM)}).");
@@ -40,7 +41,7 @@ public sealed partial class PeftModel
                 ? PromptForward(causal, virtualTokens, inputIds, mask)
                 : PrefixForward(causal, virtualTokens, inputIds, mask);
             return scope.MoveToOuter(logits);
-        });
+        }, adapterNames);
     }
 
     private static Tensor PromptForward(ICausalLM causal, Tensor virtualTokens, Tensor inputIds, Tensor? mask)

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
@@ -14,10 +13,12 @@ namespace PeftHost.Engine.Peft;
 /// <summary>
 /// A base model with adapters applied through the plugins that serve their peft_type. The base
 /// model stays in memory across plugin reloads: a reload hands the adapters' state from the old
-/// plugin version to the new one (<see cref="BeginTunerSwap"/>). Forward passes run under a read
-/// lock so that a swap waits for those in flight and new ones wait for the swap.
+/// plugin version to the new one (<see cref="IPluginUser.BeginTunerSwap"/>). Forward passes run under a read
+/// lock so that a swap waits for those in flight and new ones wait for the swap. It knows no
+/// method: what is specific to one (conversion, hotswap, combination) it asks the adapter's tuner
+/// model for, through the contract's capability interfaces.
 /// </summary>
-public sealed partial class PeftModel : IDisposable
+public sealed partial class PeftModel : IPluginUser, IDisposable
 {
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.SupportsRecursion);
     private readonly PluginCatalog _catalog;
@@ -25,8 +26,7 @@ public sealed partial class PeftModel : IDisposable
     private readonly List<TunerSlot> _slots = [];
     private readonly List<string> _adapterOrder = [];
     private readonly Dictionary<string, string> _adapterTypes = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ModulesToSaveWrapper> _wrappers = new(StringComparer.Ordinal);
-    private readonly ModelSurgeon _wrapperSurgeon;
+    private readonly ModulesToSave _modulesToSave;
     private List<string> _active = [];
     private bool _enabled = true;
     private bool _disposed;
@@ -39,7 +39,7 @@ public sealed partial class PeftModel : IDisposable
         // As PEFT's get_peft_model: the base is frozen; only adapter parameters train.
         foreach (var p in baseModel.parameters()) p.requires_grad = false;
         _logger = catalog.LoggerFactory.CreateLogger<PeftModel>();
-        _wrapperSurgeon = new ModelSurgeon(baseModel);
+        _modulesToSave = new ModulesToSave(baseModel);
         catalog.Register(this);
     }
 
@@ -61,7 +61,7 @@ public sealed partial class PeftModel : IDisposable
     public void AddAdapter(string name, JsonObject config) => Write(() =>
     {
         EnsureNewName(name);
-        config = WithTaskModules(config);
+        config = ModulesToSave.WithTaskHeads(config);
         string peftType = config["peft_type"]?.GetValue<string>() ?? throw new ArgumentException($"Adapter '{name}': the config has no peft_type.");
         TunerSlot slot = SlotFor(peftType, out bool created);
         try
@@ -77,13 +77,12 @@ public sealed partial class PeftModel : IDisposable
         Registered(name, peftType);
     });
 
-    /// <summary>Adds an adapter from exported state (configs, tensors by PEFT keys, plugin bytes).</summary>
+    /// <summary>Adds an adapter from exported state (config, tensors by PEFT keys).</summary>
     public void ImportAdapter(AdapterState state) => Write(() =>
     {
         EnsureNewName(state.Name);
-        IReadOnlyList<string> savedPaths = ModulesToSavePaths(state.Config);
-        bool OwnedByWrapper(string key) => savedPaths.Any(p => key.StartsWith(p + ".", StringComparison.Ordinal));
-        var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !OwnedByWrapper(t.Key)).ToDictionary(t => t.Key, t => t.Value), state.PluginState);
+        (Dictionary<string, Tensor> tunerTensors, Dictionary<string, Tensor> copies) = _modulesToSave.Split(state.Config, state.Tensors);
+        var tunerState = new AdapterState(state.Name, state.Config, tunerTensors);
         TunerSlot slot = SlotFor(state.PeftType, out bool created);
         try
         {
@@ -94,22 +93,19 @@ public sealed partial class PeftModel : IDisposable
             if (created) DropSlot(slot);
             throw;
         }
-        AddModulesToSave(state.Name, state.Config, slot, created, state.Tensors.Where(t => OwnedByWrapper(t.Key)).ToDictionary(t => t.Key, t => t.Value));
+        AddModulesToSave(state.Name, state.Config, slot, created, copies);
         Registered(state.Name, state.PeftType);
     });
 
-    /// <summary>An adapter as plain data (the caller owns and disposes it).</summary>
+    /// <summary>An adapter as plain data (the caller owns and disposes it): the tuner's tensors and its modules_to_save copies.</summary>
     public AdapterState ExportAdapter(string name) => Read(() =>
     {
         TunerSlot slot = SlotOf(name);
         AdapterState state = Guard(slot, "export", () => slot.Model.ExportAdapter(name));
-        var saved = _wrappers.Values.Where(w => w.Adapters.Contains(name)).ToList();
-        if (saved.Count == 0) return state;
+        if (!_modulesToSave.Holds(name)) return state;
         var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
-        using (no_grad())
-            foreach (ModulesToSaveWrapper w in saved)
-                foreach ((string key, Tensor value) in w.AdapterTensors(name)) tensors[key] = value.detach().to(CPU).clone();
-        return state with { Tensors = tensors };
+        _modulesToSave.Export(name, tensors);
+        return new AdapterState(state.Name, state.Config, tensors);
     });
 
     /// <summary>
@@ -132,24 +128,26 @@ public sealed partial class PeftModel : IDisposable
 
     /// <summary>
     /// Loads a PEFT adapter folder as adapter <paramref name="name"/> (PEFT's <c>load_adapter</c>).
-    /// Parameters are frozen unless <paramref name="isTrainable"/>; without it the model is put in eval
-    /// mode, as PEFT does. Nothing is applied on error.
+    /// As PEFT, the config's <c>inference_mode</c> becomes <c>!isTrainable</c>, so the adapter's parameters
+    /// train only when <paramref name="isTrainable"/> (and the adapter is active); without it the model is
+    /// put in eval mode. Nothing is applied on error.
     /// With <paramref name="hotswap"/>, the weights replace those of the existing adapter
     /// <paramref name="name"/> in place (no new layers, no new buffers; see <see cref="PrepareForHotswap"/>).
     /// </summary>
     public void LoadAdapter(string directory, string name, bool isTrainable = false, bool hotswap = false)
     {
+        AdapterNames.EnsureValid(name);
         using AdapterState state = AdapterFolder.Read(directory, name);
         if (hotswap)
         {
             Hotswap(state);
             return;
         }
+        state.Config["inference_mode"] = !isTrainable;
         ImportAdapter(state);
         Write(() =>
         {
-            foreach (var (paramName, p) in BaseModel.named_parameters())
-                if (paramName.Split('.').Contains(name) && !paramName.Contains("." + TunerLayer.BaseLayerName + ".")) p.requires_grad = isTrainable;
+            _modulesToSave.SetTrainable(name, isTrainable);
             // As PEFT's load_adapter: an adapter loaded for inference puts the model in eval mode (no dropout in new layers).
             if (!isTrainable) BaseModel.eval();
         });
@@ -193,11 +191,10 @@ public sealed partial class PeftModel : IDisposable
         if (state.PeftType != slot.PeftType)
             throw new InvalidDataException($"Hotswap into '{state.Name}': the new adapter is {state.PeftType}, the loaded one {slot.PeftType}.");
         if (slot.Model is not IHotswapModel h) throw new NotSupportedException($"{slot.PeftType} adapters cannot be hotswapped.");
-        var saved = _wrappers.Values.Where(w => w.Adapters.Contains(state.Name)).ToList();
-        var savedKeys = saved.SelectMany(w => w.AdapterTensors(state.Name)).Select(t => t.Key).ToHashSet();
-        var tunerState = state with { Tensors = state.Tensors.Where(t => !savedKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value) };
+        IReadOnlySet<string> copyKeys = _modulesToSave.KeysOf(state.Name);
+        var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !copyKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value));
         Guard(slot, "hotswap", () => h.Hotswap(state.Name, tunerState));
-        if (saved.Count > 0) FillCopies(state.Name, saved, state.Tensors.ToDictionary(t => t.Key, t => t.Value));
+        if (copyKeys.Count > 0) _modulesToSave.Fill(state.Name, state.Tensors);
     });
 
     /// <summary>
@@ -224,11 +221,7 @@ public sealed partial class PeftModel : IDisposable
         _adapterTypes.Remove(name);
         _active.Remove(name);
         if (slot.Model.Adapters.Count == 0) DropSlot(slot);
-        foreach (ModulesToSaveWrapper w in _wrappers.Values.Where(w => w.Adapters.Contains(name)).ToList())
-        {
-            w.DeleteAdapter(name);
-            if (w.Adapters.Count == 0) RemoveWrapper(w);
-        }
+        _modulesToSave.Delete(name);
         ApplyActive();
     });
 
@@ -242,8 +235,9 @@ public sealed partial class PeftModel : IDisposable
     });
 
     /// <summary>
-    /// Whether adapters take part in the forward pass (false: exactly the base model). Disabling
-    /// unmerges merged adapters first, since they live in the base weights (as PEFT does).
+    /// Whether adapters take part in the forward pass (false: exactly the base model; PEFT's
+    /// <c>enable_adapter_layers</c> / <c>disable_adapter_layers</c>). Disabling unmerges merged adapters
+    /// first, since they live in the base weights (as PEFT does). <see cref="DisableAdapter"/> is the scoped form.
     /// </summary>
     public bool AdaptersEnabled
     {
@@ -253,15 +247,9 @@ public sealed partial class PeftModel : IDisposable
             if (!value) foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
             _enabled = value;
             foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
-            foreach (ModulesToSaveWrapper w in _wrappers.Values) w.Disabled = !value;
+            _modulesToSave.Enabled = value;
         });
     }
-
-    /// <summary>Turns adapters on (PEFT's <c>enable_adapter_layers</c>).</summary>
-    public void EnableAdapters() => AdaptersEnabled = true;
-
-    /// <summary>Turns adapters off: the forward pass is the base model's (PEFT's <c>disable_adapter_layers</c>).</summary>
-    public void DisableAdapters() => AdaptersEnabled = false;
 
     /// <summary>Adapters off until the returned scope is disposed (PEFT's <c>with model.disable_adapter():</c>).</summary>
     public IDisposable DisableAdapter()
@@ -332,11 +320,7 @@ public sealed partial class PeftModel : IDisposable
                 DropSlot(slot);
             }
             // merge_and_unload keeps the active adapter's copy of each saved module (PEFT puts the copy in place).
-            foreach (ModulesToSaveWrapper w in _wrappers.Values.ToList())
-            {
-                if (!unmerge && w.ActiveAdapter is { } a && w.Adapters.Contains(a)) CopyInto(w.CopyOf(a), w.Original);
-                RemoveWrapper(w);
-            }
+            _modulesToSave.Unload(keepActiveCopies: !unmerge);
             _adapterOrder.Clear();
             _adapterTypes.Clear();
             _active.Clear();
@@ -345,17 +329,22 @@ public sealed partial class PeftModel : IDisposable
     }
 
     /// <summary>
-    /// The parameters as PEFT names them on a PeftModel: <c>base_model.model.&lt;path&gt;</c>
-    /// (<c>...q_proj.base_layer.weight</c>, <c>...q_proj.lora_A.default.weight</c>).
+    /// The parameters as PEFT names them on a PeftModel: the base model's as <c>base_model.model.&lt;path&gt;</c>
+    /// (<c>...q_proj.base_layer.weight</c>, <c>...q_proj.lora_A.default.weight</c>), then those the tuners own
+    /// outside it under their own names (prompt learning's <c>prompt_encoder.&lt;adapter&gt;.embedding.weight</c>).
     /// </summary>
-    public IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> NamedParameters() =>
-        Read(() => (IReadOnlyList<(string, TorchSharp.Modules.Parameter)>)BaseModel.named_parameters().Select(p => ("base_model.model." + p.name, p.parameter)).ToList());
+    public IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> NamedParameters() => Read(() =>
+    {
+        var list = BaseModel.named_parameters().Select(p => (AdapterFolder.KeyPrefix + p.name, p.parameter)).ToList();
+        foreach (TunerSlot slot in _slots) list.AddRange(Guard(slot, "list parameters", () => slot.Model.NamedParameters().ToList()));
+        return (IReadOnlyList<(string, TorchSharp.Modules.Parameter)>)list;
+    });
 
-    /// <summary>Trainable and total parameter counts (elements), as PEFT's <c>get_nb_trainable_parameters</c>.</summary>
+    /// <summary>Trainable and total parameter counts (elements) of <see cref="NamedParameters"/>, as PEFT's <c>get_nb_trainable_parameters</c>.</summary>
     public (long Trainable, long Total) TrainableParameterCounts() => Read(() =>
     {
         long trainable = 0, total = 0;
-        foreach (var (_, p) in BaseModel.named_parameters())
+        foreach (var (_, p) in NamedParameters())
         {
             total += p.numel();
             if (p.requires_grad) trainable += p.numel();
@@ -379,112 +368,6 @@ public sealed partial class PeftModel : IDisposable
             $"trainable params: {trainable:N0} || all params: {total:N0} || trainable%: {(total == 0 ? 0 : 100.0 * trainable / total):F4}");
     }
 
-    /// <summary>
-    /// Runs a forward pass (any code that calls the model) under the read lock. An exception thrown
-    /// by a plugin's code becomes a <see cref="PluginFaultException"/> naming it; the model stays usable.
-    /// </summary>
-    public T Run<T>(Func<T> forward)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _lock.EnterReadLock();
-        try
-        {
-            return forward();
-        }
-        catch (Exception e) when (e is not PluginFaultException && FaultingPlugin(e) is { } slot)
-        {
-            throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, "forward", e);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
-
-    /// <summary>
-    /// Runs a forward pass with one adapter per batch row (PEFT's <c>adapter_names</c>;
-    /// <see cref="AdapterRouting.BaseModel"/> = "__base__" for no adapter).
-    /// </summary>
-    public T Run<T>(Func<T> forward, IReadOnlyList<string> adapterNames)
-    {
-        foreach (string n in adapterNames.Distinct())
-            if (n != AdapterRouting.BaseModel && !Read(() => _adapterTypes.ContainsKey(n)))
-                throw new KeyNotFoundException($"adapter_names names '{n}', which is not an adapter (adapters: {string.Join(", ", Adapters)}).");
-        using IDisposable routing = AdapterRouting.Begin(adapterNames);
-        return Run(forward);
-    }
-
-    /// <summary>The forward pass of a base model that is a <c>Module&lt;Tensor, Tensor&gt;</c>.</summary>
-    public Tensor Forward(Tensor input)
-    {
-        var module = BaseModel as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a Module<Tensor, Tensor>: call Run with its own forward.");
-        return Run(() => module.forward(input));
-    }
-
-    /// <summary>The forward pass with one adapter per batch row (see <see cref="Run{T}(Func{T}, IReadOnlyList{string})"/>).</summary>
-    public Tensor Forward(Tensor input, IReadOnlyList<string> adapterNames)
-    {
-        var module = BaseModel as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a Module<Tensor, Tensor>: call Run with its own forward.");
-        return Run(() => module.forward(input), adapterNames);
-    }
-
-    internal bool Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
-
-    /// <summary>
-    /// Hands this model's adapters from <paramref name="oldPlugin"/> to <paramref name="newPlugin"/>:
-    /// snapshot, detach (the base restored exactly), attach the new tuners, restore. Holds the write
-    /// lock until the returned swap is committed or rolled back. On failure here, the old version is
-    /// restored before the exception leaves.
-    /// </summary>
-    public TunerSwap BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
-    {
-        _lock.EnterWriteLock();
-        var snapshot = new List<(string PeftType, List<AdapterState> States)>();
-        List<TunerSlot> oldSlots = _slots.Where(s => ReferenceEquals(s.Plugin, oldPlugin)).ToList();
-        try
-        {
-            foreach (TunerSlot slot in oldSlots)
-                snapshot.Add((slot.PeftType, slot.Model.Adapters.Select(a => Guard(slot, "export", () => slot.Model.ExportAdapter(a))).ToList()));
-            foreach (TunerSlot slot in oldSlots) DropSlot(slot);
-            try
-            {
-                Restore(snapshot, newPlugin);
-            }
-            catch
-            {
-                foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
-                Restore(snapshot, oldPlugin);
-                throw;
-            }
-        }
-        catch
-        {
-            Dispose(snapshot);
-            _lock.ExitWriteLock();
-            throw;
-        }
-
-        return new TunerSwap(
-            commit: () =>
-            {
-                Dispose(snapshot);
-                _lock.ExitWriteLock();
-            },
-            rollback: () =>
-            {
-                try
-                {
-                    foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
-                    Restore(snapshot, oldPlugin);
-                }
-                finally
-                {
-                    Dispose(snapshot);
-                    _lock.ExitWriteLock();
-                }
-            });
-    }
-
     /// <summary>Removes every adapter (the base model is restored exactly) and leaves the catalog.</summary>
     public void Dispose()
     {
@@ -492,7 +375,7 @@ public sealed partial class PeftModel : IDisposable
         Write(() =>
         {
             foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
-            foreach (ModulesToSaveWrapper w in _wrappers.Values.ToList()) RemoveWrapper(w);
+            _modulesToSave.Dispose();
             _adapterOrder.Clear();
             _adapterTypes.Clear();
             _active.Clear();
@@ -500,25 +383,6 @@ public sealed partial class PeftModel : IDisposable
         _disposed = true;
         _catalog.Unregister(this);
         _lock.Dispose();
-    }
-
-    private void Restore(List<(string PeftType, List<AdapterState> States)> snapshot, PluginAssembly plugin)
-    {
-        foreach ((string peftType, List<AdapterState> states) in snapshot)
-        {
-            if (!plugin.Tuners.ContainsKey(peftType))
-                throw new InvalidOperationException($"Plugin {plugin.Label} does not serve {peftType}, which adapters {string.Join(", ", states.Select(s => s.Name))} use.");
-            TunerSlot slot = Attach(peftType, plugin);
-            foreach (AdapterState state in states) Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
-        }
-        ApplyActive();
-        foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = _enabled);
-    }
-
-    private static void Dispose(List<(string PeftType, List<AdapterState> States)> snapshot)
-    {
-        foreach ((_, List<AdapterState> states) in snapshot)
-            foreach (AdapterState s in states) s.Dispose();
     }
 
     private TunerSlot SlotFor(string peftType, out bool created)
@@ -561,7 +425,7 @@ public sealed partial class PeftModel : IDisposable
 
     private void ApplyActive()
     {
-        foreach (ModulesToSaveWrapper w in _wrappers.Values) w.ActiveAdapter = _active.FirstOrDefault(w.Adapters.Contains);
+        _modulesToSave.SetActive(_active);
         foreach (TunerSlot slot in _slots)
         {
             var mine = _active.Where(a => _adapterTypes.TryGetValue(a, out string? t) && t == slot.PeftType).ToList();
@@ -569,89 +433,24 @@ public sealed partial class PeftModel : IDisposable
         }
     }
 
-    // PEFT's task_type SEQ_CLS: the classification head ("classifier" or "score") joins modules_to_save.
-    private JsonObject WithTaskModules(JsonObject config)
+    // The adapter's modules_to_save copies (filled from tensors when given); on failure the adapter leaves the tuner too: all or nothing.
+    private void AddModulesToSave(string name, JsonObject config, TunerSlot slot, bool slotCreated, IReadOnlyDictionary<string, Tensor>? tensors)
     {
-        if (config["task_type"]?.GetValue<string>() != "SEQ_CLS") return config;
-        var heads = new[] { "classifier", "score" };
-        JsonObject copy = (JsonObject)config.DeepClone();
-        var list = copy["modules_to_save"] as JsonArray ?? new JsonArray();
-        foreach (string head in heads)
-            if (!list.Any(n => n?.GetValue<string>() == head)) list.Add(head);
-        copy["modules_to_save"] = list;
-        return copy;
-    }
-
-    // The module paths a config's modules_to_save selects (a path equal to a name or ending in ".name").
-    private IReadOnlyList<string> ModulesToSavePaths(JsonObject config)
-    {
-        if (config["modules_to_save"] is not JsonArray names || names.Count == 0) return [];
-        var wanted = names.Select(n => n?.GetValue<string>() ?? "").Where(n => n.Length > 0).ToList();
-        return _wrapperSurgeon.NamedModules()
-            .Where(m => m.Module is not TunerLayer && !m.Path.Contains(".modules_to_save.") && !m.Path.Contains(".original_module")
-                        && wanted.Any(n => m.Path == n || m.Path.EndsWith("." + n, StringComparison.Ordinal)))
-            .Select(m => m.Path).ToList();
-    }
-
-    // Wraps (or extends) each modules_to_save target with a copy for the adapter; with tensors, fills the copies from them.
-    private void AddModulesToSave(string name, JsonObject config, TunerSlot slot, bool slotCreated, Dictionary<string, Tensor>? tensors)
-    {
-        var added = new List<ModulesToSaveWrapper>();
         try
         {
-            IReadOnlyList<string> paths = ModulesToSavePaths(config);
-            if (config["modules_to_save"] is JsonArray { Count: > 0 } && paths.Count == 0 && config["task_type"]?.GetValue<string>() != "SEQ_CLS")
-                throw new ArgumentException($"Adapter '{name}': modules_to_save {config["modules_to_save"]!.ToJsonString()} matched no module of the model.");
-            foreach (string path in paths)
-            {
-                if (!_wrappers.TryGetValue(path, out ModulesToSaveWrapper? wrapper))
-                {
-                    var original = _wrapperSurgeon.Get(path) as nn.Module<Tensor, Tensor>
-                        ?? throw new ArgumentException($"modules_to_save: '{path}' is not a Module<Tensor, Tensor>.");
-                    wrapper = new ModulesToSaveWrapper(original, path);
-                    _wrapperSurgeon.Replace(path, wrapper);
-                    _wrappers[path] = wrapper;
-                    wrapper.Disabled = !_enabled;
-                }
-                wrapper.AddAdapter(name);
-                added.Add(wrapper);
-            }
-            if (tensors is not null) FillCopies(name, added, tensors);
+            _modulesToSave.Add(name, config, tensors);
         }
         catch
         {
-            foreach (ModulesToSaveWrapper w in added)
-            {
-                w.DeleteAdapter(name);
-                if (w.Adapters.Count == 0) RemoveWrapper(w);
-            }
             Guard(slot, "delete", () => slot.Model.DeleteAdapter(name));
             if (slotCreated || slot.Model.Adapters.Count == 0) DropSlot(slot);
             throw;
         }
     }
 
-    private static void FillCopies(string name, List<ModulesToSaveWrapper> wrappers, Dictionary<string, Tensor> tensors) =>
-        AdapterTensorCopy.CopyChecked(name, wrappers.SelectMany(w => w.AdapterTensors(name)).Select(t => KeyValuePair.Create(t.Key, t.Value)), tensors);
-
-    private void RemoveWrapper(ModulesToSaveWrapper wrapper)
-    {
-        _wrapperSurgeon.Restore(wrapper.Path);
-        _wrappers.Remove(wrapper.Path);
-        wrapper.Dispose();
-    }
-
-    private static void CopyInto(nn.Module from, nn.Module to)
-    {
-        using (no_grad())
-        {
-            var target = to.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var (n, p) in from.named_parameters()) target[n].copy_(p);
-        }
-    }
-
     private void EnsureNewName(string name)
     {
+        AdapterNames.EnsureValid(name);
         if (_adapterTypes.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
     }
 

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PeftHost.Abstractions;
 using PeftHost.Abstractions.Tuning;
-using PeftHost.Engine.Peft;
 
 namespace PeftHost.Engine.Plugins;
 
@@ -18,7 +17,7 @@ public sealed class PluginCatalog : IDisposable
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal); // by plugin folder
     private readonly List<WeakReference> _retiredContexts = [];
-    private readonly List<WeakReference<PeftModel>> _models = [];
+    private readonly List<WeakReference<IPluginUser>> _users = [];
     private readonly PluginTrustList? _trust;
     private readonly ILogger _logger;
 
@@ -138,18 +137,20 @@ public sealed class PluginCatalog : IDisposable
     /// <summary>The number of plugin versions unloaded so far.</summary>
     public int RetiredCount { get { lock (_gate) return _retiredContexts.Count; } }
 
-    internal void Register(PeftModel model)
+    /// <summary>Tells the catalog that <paramref name="user"/> runs its plugins' code: reloads hand its state over (held weakly).</summary>
+    internal void Register(IPluginUser user)
     {
         lock (_gate)
         {
-            _models.RemoveAll(w => !w.TryGetTarget(out _));
-            _models.Add(new WeakReference<PeftModel>(model));
+            _users.RemoveAll(w => !w.TryGetTarget(out _));
+            _users.Add(new WeakReference<IPluginUser>(user));
         }
     }
 
-    internal void Unregister(PeftModel model)
+    /// <summary>Forgets a user (it was disposed).</summary>
+    internal void Unregister(IPluginUser user)
     {
-        lock (_gate) _models.RemoveAll(w => !w.TryGetTarget(out PeftModel? m) || ReferenceEquals(m, model));
+        lock (_gate) _users.RemoveAll(w => !w.TryGetTarget(out IPluginUser? u) || ReferenceEquals(u, user));
     }
 
     /// <summary>Unloads every plugin. Models using them must be disposed first.</summary>
@@ -176,7 +177,7 @@ public sealed class PluginCatalog : IDisposable
 
         if (!Directory.Exists(folder))
         {
-            if (old is not null && ModelsUsing(old).Count > 0)
+            if (old is not null && UsersOf(old).Count > 0)
                 return new ReloadResult(id, false, old.Manifest.Version, old.Manifest.Version, clock.Elapsed, $"The folder {folder} was removed, but live adapters use the plugin: it stays loaded.");
             lock (_gate) _entries.Remove(folder);
             if (old is not null) Retire(old);
@@ -195,11 +196,11 @@ public sealed class PluginCatalog : IDisposable
             return new ReloadResult(next.Info.Id, true, null, next.Loaded.Manifest.Version, clock.Elapsed, null);
         }
 
-        // Hand every live model over, all or nothing.
+        // Hand every live user over, all or nothing.
         var swaps = new List<TunerSwap>();
         try
         {
-            foreach (PeftModel model in ModelsUsing(old)) swaps.Add(model.BeginTunerSwap(old, next.Loaded));
+            foreach (IPluginUser user in UsersOf(old)) swaps.Add(user.BeginTunerSwap(old, next.Loaded));
         }
         catch (Exception e)
         {
@@ -220,13 +221,13 @@ public sealed class PluginCatalog : IDisposable
         lock (_gate) _retiredContexts.Add(plugin.Context);
     }
 
-    private List<PeftModel> ModelsUsing(PluginAssembly plugin)
+    private List<IPluginUser> UsersOf(PluginAssembly plugin)
     {
         lock (_gate)
         {
-            var list = new List<PeftModel>();
-            foreach (WeakReference<PeftModel> w in _models)
-                if (w.TryGetTarget(out PeftModel? m) && m.Uses(plugin)) list.Add(m);
+            var list = new List<IPluginUser>();
+            foreach (WeakReference<IPluginUser> w in _users)
+                if (w.TryGetTarget(out IPluginUser? u) && u.Uses(plugin)) list.Add(u);
             return list;
         }
     }

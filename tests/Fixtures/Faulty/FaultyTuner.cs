@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
@@ -73,8 +72,6 @@ public sealed class ScaleLayer : TunerLayer
 
 public sealed class FaultyModel(ModelSurgeon model, TunerContext context) : LayerTunerModel<FaultyConfig, ScaleLayer>(model, context)
 {
-    private readonly Dictionary<string, string> _notes = new();
-
     protected override FaultyConfig ParseConfig(JsonObject json) => new(json);
     protected override bool Supports(nn.Module module) => module is Linear;
     protected override ScaleLayer CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, FaultyConfig config) => new(baseModule);
@@ -84,19 +81,11 @@ public sealed class FaultyModel(ModelSurgeon model, TunerContext context) : Laye
         // Fails after the first layer was injected, to check that nothing is left half-applied.
         if (config.FailOn == "apply" && Layers.Count > 1) throw new InvalidOperationException("fixture apply failure");
         layer.Add(adapter, config.InitScale, config.FailOn == "forward");
-        if (config.Note is not null) _notes[adapter] = config.Note;
     }
 
-    protected override byte[]? ExportPluginState(string adapter)
-    {
-        if (GetConfig(adapter).FailOn == "export") throw new InvalidOperationException("fixture export failure");
-        return _notes.TryGetValue(adapter, out string? n) ? Encoding.UTF8.GetBytes("note:" + n) : null;
-    }
-
-    protected override void ImportPluginState(string adapter, byte[]? state)
-    {
-        if (state is not null) _notes[adapter] = Encoding.UTF8.GetString(state)["note:".Length..] + " (handed over)";
-    }
+    // Called during export only: the place for an export-time fault.
+    protected override bool ExportsBaseLayer(string path, FaultyConfig config) =>
+        config.FailOn == "export" ? throw new InvalidOperationException("fixture export failure") : false;
 }
 
 public sealed class FaultyTuner : ITuner

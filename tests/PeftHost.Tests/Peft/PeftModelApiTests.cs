@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using PeftHost.Abstractions.State;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
 using PeftHost.Tests.Support;
@@ -115,5 +117,72 @@ public class PeftModelApiTests
         using var y = model.forward(x);
         Assert.Equal(0.0, Tensors.MaxAbsDiff(y, baseOut));
         peft.Dispose();
+    }
+
+    [Fact]
+    public void Prompt_learning_parameters_are_listed_under_peft_names_and_counted_as_trainable()
+    {
+        using PluginCatalog catalog = Catalog();
+        var model = new TwoBlocks();
+        long baseTotal = model.parameters().Sum(p => p.numel());
+        using var peft = new PeftModel(model, catalog);
+        peft.AddAdapter("default", new JsonObject { ["peft_type"] = "PROMPT_TUNING", ["num_virtual_tokens"] = 3, ["token_dim"] = 8, ["num_transformer_submodules"] = 1 });
+        var names = peft.NamedParameters().Where(p => !p.Name.StartsWith("base_model.model.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["prompt_encoder.default.embedding.weight"], names.Select(p => p.Name));
+        Assert.Equal([3L, 8], names[0].Parameter.shape);
+        Assert.True(names[0].Parameter.requires_grad);
+        // PEFT counts the virtual token embeddings: 3 x 8 trainable, on top of the frozen base.
+        Assert.Equal((24L, baseTotal + 24), peft.TrainableParameterCounts());
+    }
+
+    [Fact]
+    public void Only_the_active_adapter_trains_and_an_inference_mode_adapter_never_does()
+    {
+        // PEFT's rule, applied by the contract's base class for every method (here IA3, which once set its own flags).
+        using PluginCatalog catalog = Catalog();
+        var model = new OneLinear(8, 6);
+        using var peft = new PeftModel(model, catalog);
+        JsonObject Ia3(bool inference) => new() { ["peft_type"] = "IA3", ["target_modules"] = new JsonArray("linear"), ["inference_mode"] = inference };
+        peft.AddAdapter("a", Ia3(inference: false));
+        peft.AddAdapter("b", Ia3(inference: false));
+        peft.AddAdapter("frozen", Ia3(inference: true));
+        string[] Trainable() => peft.NamedParameters().Where(p => p.Parameter.requires_grad).Select(p => p.Name).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["base_model.model.linear.ia3_l.a"], Trainable());
+        peft.SetActiveAdapters("b", "frozen");
+        Assert.Equal(["base_model.model.linear.ia3_l.b"], Trainable());
+        peft.DeleteAdapter("b");
+        Assert.Empty(Trainable());
+    }
+
+    [Fact]
+    public void A_method_whose_layers_cannot_merge_is_refused_before_anything_changes()
+    {
+        using var dir = PluginDirs.Scratch();
+        PluginDirs.Copy(PluginDirs.Fixture("Faulty"), Path.Combine(dir.Path, "faulty"));
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = dir.Path });
+        catalog.Scan();
+        var model = new TwoBlocks();
+        using var x = torch.randn(3, 8);
+        using var peft = new PeftModel(model, catalog);
+        peft.AddAdapter("s", Configs.Faulty());
+        using var before = peft.Forward(x);
+        var e = Assert.Throws<NotSupportedException>(() => peft.Merge());
+        Assert.Contains("FAULTY adapters (s) cannot be merged", e.Message);
+        Assert.Empty(peft.MergedAdapters);
+        using var after = peft.Forward(x);
+        Assert.Equal(0.0, Tensors.MaxAbsDiff(before, after));
+    }
+
+    [Fact]
+    public void Saving_with_a_conversion_is_refused_for_a_method_that_cannot_convert_naming_it()
+    {
+        using PluginCatalog catalog = Catalog();
+        using var dir = new ScratchFolder();
+        using var peft = new PeftModel(new OneLinear(8, 6), catalog);
+        peft.AddAdapter("default", new JsonObject { ["peft_type"] = "IA3", ["target_modules"] = new JsonArray("linear") });
+        using AdapterState initial = peft.ExportAdapter("default");
+        var e = Assert.Throws<NotSupportedException>(() => peft.SavePretrained(dir.Path, convertFromInitial: initial));
+        Assert.Contains("Adapter 'default' is IA3", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 }

@@ -40,17 +40,25 @@ public class HotReloadTests
     }
 
     [Fact]
-    public void Plugin_specific_state_bytes_are_handed_over()
+    public void Plugin_specific_settings_travel_in_the_config_across_a_reload_and_a_save()
     {
+        // Contract 1.1 keeps no opaque plugin bytes: a setting that is not a tensor is a config field.
         using var dir = PluginDirs.Scratch();
+        using var saved = new ScratchFolder();
         PluginDirs.Copy(PluginDirs.Fixture("Faulty"), Path.Combine(dir.Path, "faulty"));
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = dir.Path });
         catalog.Scan();
         using var peft = new PeftModel(new TwoBlocks(), catalog);
         peft.AddAdapter("n", Configs.Faulty(note: "hello"));
         Assert.True(catalog.Reload(Path.Combine(dir.Path, "faulty")).Succeeded);
-        using var state = peft.ExportAdapter("n");
-        Assert.Equal("note:hello (handed over)", System.Text.Encoding.UTF8.GetString(state.PluginState!));
+        using (var state = peft.ExportAdapter("n"))
+            Assert.Equal("hello", state.Config["note"]!.GetValue<string>());
+
+        peft.SavePretrained(saved.Path, ["n"]);
+        using var loaded = new PeftModel(new TwoBlocks(), catalog);
+        loaded.LoadAdapter(Path.Combine(saved.Path, "n"), "n");
+        using var again = loaded.ExportAdapter("n");
+        Assert.Equal("hello", again.Config["note"]!.GetValue<string>());
     }
 
     [Fact]

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace PeftHost.Plugins.Lora;
+namespace PeftHost.Plugins.Lora.Variants;
 
 /// <summary>
 /// DoRA's magnitude vector of one adapter, a module with one parameter <c>weight</c>, so that it is

@@ -1,8 +1,8 @@
-namespace PeftHost.Engine.Peft;
+namespace PeftHost.Engine.Plugins;
 
 /// <summary>
-/// A plugin swap in progress on one model, holding the model's write lock: new forward passes wait
-/// until <see cref="Commit"/> or <see cref="Rollback"/>.
+/// A plugin swap in progress on one <see cref="IPluginUser"/> (a model), holding its write lock: new
+/// forward passes wait until <see cref="Commit"/> or <see cref="Rollback"/>.
 /// </summary>
 public sealed class TunerSwap
 {
@@ -10,6 +10,7 @@ public sealed class TunerSwap
     private readonly Action _rollback;
     private bool _done;
 
+    /// <summary>A swap whose end runs <paramref name="commit"/> or <paramref name="rollback"/> (once, whichever comes first).</summary>
     internal TunerSwap(Action commit, Action rollback)
     {
         _commit = commit;

@@ -1,0 +1,4 @@
+using OutputScale;
+using PeftHost.Abstractions.Plugins;
+
+[assembly: PeftTuner(OutputScaleTuner.PeftTypeName, typeof(OutputScaleTuner))]
