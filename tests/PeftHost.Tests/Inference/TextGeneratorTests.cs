@@ -163,7 +163,7 @@ public sealed class TextGeneratorTests : IDisposable
         Assert.Equal(a.GeneratedIds, b.GeneratedIds);
 
         // The conformance LoRA (q, v; hidden 64) fits the tiny llama: generation runs through the adapter layers, deterministically.
-        var adapter = LogitsRunner.AdapterSpec.Parse(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0);
+        var adapter = AdapterSpec.FromFolder(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0);
         TextGenerationResult withAdapter = TextGenerator.Run(_dir.Path, [adapter], PluginDirs.Installed, ScalarType.Float32, CPU, Prompt, Greedy(12));
         Assert.Equal(withAdapter.GeneratedIds, TextGenerator.Run(_dir.Path, [adapter], PluginDirs.Installed, ScalarType.Float32, CPU, Prompt, Greedy(12)).GeneratedIds);
     }
