@@ -42,7 +42,7 @@ public static class GgufLoraExporter
         (JsonObject config, string path) = ReadConfig(adapterFolder);
         string type = config["peft_type"]?.GetValue<string>() ?? "";
         if (type != "LORA")
-            return $"{path}: peft_type {type} is not LoRA; GGUF-LoRA holds low-rank pairs only (a {type} adapter can be merged into a GGUF base instead).";
+            return $"{path}: peft_type {type} is not LoRA, and GGUF-LoRA holds LoRA's low-rank pairs only.";
         if (Flag(config, "use_dora"))
             return $"{path}: a DoRA adapter (use_dora) rescales each weight column by its magnitude vector, which GGUF-LoRA cannot express (llama.cpp only adds scale x B A); merge it into the base instead.";
         if (config["modules_to_save"] is JsonArray { Count: > 0 } saved)

@@ -63,8 +63,8 @@ public sealed record GgufArtifacts(string BaseGguf, IReadOnlyList<(AdapterSpec A
                 catch (NotSupportedException e) when (merged.Count > 0)
                 {
                     throw new NotSupportedException(
-                        $"the {backend} backend cannot run adapter(s) {string.Join(", ", merged.Select(m => m.Spec.Name))}: they cannot be applied as GGUF-LoRA ({merged[0].Reason}) " +
-                        $"and merging them failed: {e.Message} Use --backend torch.", e);
+                        $"the {backend} backend cannot run {string.Join(", ", merged.Select(m => $"adapter '{m.Spec.Name}'"))}: it can neither be applied unmerged ({merged[0].Reason}) " +
+                        $"nor merged into the base ({e.Message}). Use --backend torch.", e);
                 }
                 writer.Write(s);
             });
