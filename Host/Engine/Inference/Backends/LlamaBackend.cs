@@ -78,6 +78,9 @@ public sealed class LlamaBackend : IInferenceBackend
     /// <summary>The GGUF files this backend runs.</summary>
     public GgufArtifacts Files { get; }
 
+    /// <summary>Bytes of weights llama.cpp holds (what a decode step reads).</summary>
+    public long WeightBytes => (long)_model.SizeInBytes;
+
     /// <summary>The llama.cpp context (for benchmarks that drive it directly).</summary>
     public LlamaCppContext Context => _context;
 
