@@ -4,7 +4,7 @@ using PeftHost.Cli.Commands;
 using PeftHost.Engine.Runtime;
 
 // Before libtorch loads: generation (many tiny ops) waits passively, batch work keeps OpenMP's default.
-TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && args[0] == "generate");
+TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && (args[0] == "generate" || (args[0] == "bench" && args.Length > 1 && args[1] == "generate")));
 TorchCpuMath.ConfigureBeforeTorchLoads();
 
 var plugins = new Option<string>("--plugins")
@@ -28,5 +28,6 @@ bench.Subcommands.Add(BenchReloadCommand.Create());
 bench.Subcommands.Add(BenchModelsCommand.Create());
 bench.Subcommands.Add(BenchVulkanCommand.Create());
 bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
+bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using PeftHost.Engine.Export;
-using PeftHost.Engine.Inference;
-using PeftHost.Engine.Plugins;
 using PeftHost.Formats.Gguf;
 
 namespace PeftHost.Cli.Commands;
@@ -9,28 +7,41 @@ namespace PeftHost.Cli.Commands;
 /// <summary>
 /// `pefthost export --model DIR [--adapter [NAME=]DIR]... --format gguf --quant f32|f16|q8_0|q4_0 --out FILE.gguf`:
 /// merges the adapters into the base weights and writes a llama.cpp-compatible GGUF file.
+/// `pefthost export --model DIR --adapter DIR --format gguf-lora [--quant f32|f16|q8_0] --out FILE.gguf`:
+/// one LoRA adapter as llama.cpp's GGUF-LoRA, applied unmerged by llama.cpp, LLamaSharp, Ollama and our Vulkan path.
 /// </summary>
 internal static class ExportCommand
 {
     public static Command Create(Option<string> pluginsOption)
     {
-        var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors).", Required = true };
-        var adapter = new Option<string[]>("--adapter") { Description = "PEFT adapter folder, [NAME=]DIR; repeat for several (all merged)." };
-        var format = new Option<string>("--format") { Description = "gguf.", DefaultValueFactory = _ => "gguf" };
-        var quant = new Option<string>("--quant") { Description = "f32 | f16 | q8_0 | q4_0.", DefaultValueFactory = _ => "f16" };
+        var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors): the base, also for gguf-lora (names, Q/K permutation).", Required = true };
+        var adapter = new Option<string[]>("--adapter") { Description = "PEFT adapter folder, [NAME=]DIR; gguf: repeat for several (all merged); gguf-lora: exactly one." };
+        var format = new Option<string>("--format") { Description = "gguf (the merged model) | gguf-lora (one LoRA adapter, unmerged).", DefaultValueFactory = _ => "gguf" };
+        var quant = new Option<string?>("--quant") { Description = "gguf: f32 | f16 | q8_0 | q4_0 (default f16); gguf-lora: f32 | f16 | q8_0 (default f32)." };
         var output = new Option<string>("--out") { Description = "Output file (.gguf).", Required = true };
-        var command = new Command("export", "Merge adapters and write the model as GGUF (llama.cpp's format).") { model, adapter, format, quant, output };
+        var command = new Command("export", "Write the model (adapters merged) or a LoRA adapter as GGUF (llama.cpp's format).") { model, adapter, format, quant, output };
         command.SetAction(parse =>
         {
             try
             {
-                if (parse.GetValue(format) != "gguf") return CliErrors.Fail($"unknown format '{parse.GetValue(format)}': only gguf is supported.");
-                GgmlType type = GgufQuant.Parse(parse.GetValue(quant)!);
                 string[] adapters = parse.GetValue(adapter) ?? [];
-                GgufExportSummary s = LlamaGgufExporter.Export(parse.GetValue(model)!, [.. adapters.Select(LogitsRunner.AdapterSpec.Parse)],
-                    parse.GetValue(pluginsOption)!, type, parse.GetValue(output)!);
-                Console.WriteLine($"{s.Name}: llama, {s.Layers} layers, {GgmlTypeTraits.Name(s.Quant)}, {s.MergedAdapters} adapter(s) merged -> {parse.GetValue(output)}");
-                return 0;
+                string? q = parse.GetValue(quant);
+                switch (parse.GetValue(format))
+                {
+                    case "gguf":
+                        GgufExportSummary s = LlamaGgufExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters),
+                            parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f16"), parse.GetValue(output)!);
+                        Console.WriteLine($"{s.Name}: llama, {s.Layers} layers, {GgmlTypeTraits.Name(s.Quant)}, {s.MergedAdapters} adapter(s) merged -> {parse.GetValue(output)}");
+                        return 0;
+                    case "gguf-lora":
+                        if (adapters.Length != 1) return CliErrors.Fail($"--format gguf-lora writes one adapter: give exactly one --adapter ({adapters.Length} given).");
+                        GgufLoraSummary l = GgufLoraExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters[0], 0).Folder, GgufQuant.Parse(q ?? "f32"), parse.GetValue(output)!);
+                        Console.WriteLine(FormattableString.Invariant(
+                            $"{l.Name}: GGUF-LoRA for llama, {l.Weights} weights, rank {string.Join("/", l.Ranks)}, alpha {l.Alpha}, {GgmlTypeTraits.Name(l.Quant)} -> {parse.GetValue(output)}"));
+                        return 0;
+                    default:
+                        return CliErrors.Fail($"unknown format '{parse.GetValue(format)}': use gguf or gguf-lora.");
+                }
             }
             catch (Exception e) when (CliErrors.IsUserError(e))
             {

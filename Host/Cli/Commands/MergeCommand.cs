@@ -25,7 +25,7 @@ internal static class MergeCommand
             {
                 string[] adapters = parse.GetValue(adapter) ?? [];
                 string? d = parse.GetValue(dtype);
-                MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, [.. adapters.Select(LogitsRunner.AdapterSpec.Parse)], parse.GetValue(output)!,
+                MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, AdapterArguments.Parse(adapters), parse.GetValue(output)!,
                     parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force));
                 Console.WriteLine(FormattableString.Invariant(
                     $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));

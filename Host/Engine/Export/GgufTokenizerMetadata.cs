@@ -6,7 +6,8 @@ namespace PeftHost.Engine.Export;
 /// <summary>
 /// The tokenizer.ggml.* keys from a model folder's tokenizer.json (BPE), as convert_hf_to_gguf
 /// writes them for a "gpt2"-style BPE vocabulary: tokens by id, token types (1 normal, 3 control,
-/// 4 user-defined), merges as "left right", bos/eos ids from config.json. A folder without
+/// 4 user-defined), merges as "left right", bos/eos ids from config.json, and tokenizer.ggml.pre
+/// chosen from the pre-tokenizer (<see cref="GgufPreTokenizer"/>), so llama.cpp splits text as we do. A folder without
 /// tokenizer.json gets tokenizer.ggml.model "none" (llama.cpp's LLAMA_VOCAB_TYPE_NONE: ids only).
 /// </summary>
 public static class GgufTokenizerMetadata
@@ -55,7 +56,7 @@ public static class GgufTokenizerMetadata
             merges.Add(m is JsonArray pair ? $"{pair[0]!.GetValue<string>()} {pair[1]!.GetValue<string>()}" : m!.GetValue<string>());
         }
         writer.SetMetadata("tokenizer.ggml.model", GgufValue.FromString("gpt2"));
-        writer.SetMetadata("tokenizer.ggml.pre", GgufValue.FromString("default"));
+        writer.SetMetadata("tokenizer.ggml.pre", GgufValue.FromString(GgufPreTokenizer.Choose(json, path)));
         writer.SetMetadata("tokenizer.ggml.tokens", GgufValue.FromStrings(tokens));
         writer.SetMetadata("tokenizer.ggml.token_type", GgufValue.FromArray(GgufValueType.Int32, types));
         writer.SetMetadata("tokenizer.ggml.merges", GgufValue.FromStrings(merges));

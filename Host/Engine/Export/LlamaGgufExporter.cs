@@ -1,6 +1,7 @@
 using PeftHost.Engine.Inference;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
+using PeftHost.Formats;
 using PeftHost.Formats.Gguf;
 using PeftHost.Models;
 using PeftHost.Models.Config;
@@ -21,17 +22,15 @@ public static class LlamaGgufExporter
     /// Loads <paramref name="modelFolder"/>, applies and merges <paramref name="adapters"/> through the
     /// plugins (PeftModel.MergeAndUnload) and writes the GGUF file. Returns what was written.
     /// </summary>
-    public static GgufExportSummary Export(string modelFolder, IReadOnlyList<LogitsRunner.AdapterSpec> adapters, string pluginsFolder, GgmlType quant, string outPath)
+    public static GgufExportSummary Export(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, string outPath)
     {
         GgufWriter writer = Build(modelFolder, adapters, pluginsFolder, quant, out GgufExportSummary summary);
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
-        if (dir is not null) Directory.CreateDirectory(dir);
-        writer.Write(outPath);
+        AtomicFile.Write(outPath, writer.Write);
         return summary;
     }
 
     /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
-    public static GgufWriter Build(string modelFolder, IReadOnlyList<LogitsRunner.AdapterSpec> adapters, string pluginsFolder, GgmlType quant, out GgufExportSummary summary)
+    public static GgufWriter Build(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, out GgufExportSummary summary)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         ModelConfig config = ModelConfigReader.Read(modelFolder);
@@ -45,7 +44,7 @@ public static class LlamaGgufExporter
                 using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = pluginsFolder, HotReload = false });
                 catalog.Scan();
                 using var peft = new PeftModel(loaded, catalog);
-                foreach (LogitsRunner.AdapterSpec a in adapters)
+                foreach (AdapterSpec a in adapters)
                     peft.LoadAdapter(a.Folder, a.Name);
                 peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
                 model = peft.MergeAndUnload();

@@ -36,7 +36,7 @@ public sealed class AdaptedModel : IDisposable
     /// Loads <paramref name="modelFolder"/> in <paramref name="dtype"/> on <paramref name="device"/> and every
     /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active.
     /// </summary>
-    public static AdaptedModel Load(string modelFolder, IReadOnlyList<LogitsRunner.AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device)
+    public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device);
@@ -48,7 +48,7 @@ public sealed class AdaptedModel : IDisposable
             catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = pluginsFolder, HotReload = false });
             catalog.Scan();
             peft = new PeftModel(model, catalog);
-            foreach (LogitsRunner.AdapterSpec a in adapters) peft.LoadAdapter(a.Folder, a.Name);
+            foreach (AdapterSpec a in adapters) peft.LoadAdapter(a.Folder, a.Name);
             peft.SetActiveAdapters([.. adapters.Select(a => a.Name)]);
             return new AdaptedModel(config, model, catalog, peft);
         }

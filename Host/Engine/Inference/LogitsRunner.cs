@@ -12,22 +12,6 @@ namespace PeftHost.Engine.Inference;
 /// </summary>
 public static class LogitsRunner
 {
-    /// <summary>An adapter to apply: its name and folder.</summary>
-    public sealed record AdapterSpec(string Name, string Folder)
-    {
-        /// <summary>
-        /// Parses <c>[NAME=]DIR</c>. Without NAME the adapter is named after its folder, as a user loading
-        /// it would name it ('.' becomes '_', since adapter names appear in parameter paths).
-        /// </summary>
-        public static AdapterSpec Parse(string text, int index)
-        {
-            int eq = text.IndexOf('=');
-            if (eq > 0 && !Directory.Exists(text)) return new(text[..eq], text[(eq + 1)..]);
-            string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(text))).Replace('.', '_');
-            return new(name.Length > 0 ? name : $"adapter_{index + 1}", text);
-        }
-    }
-
     /// <summary>
     /// Computes the logits: [batch, seq, vocab] for causal LMs ([batch, virtual + seq, vocab] with a
     /// prompt tuning or p-tuning adapter), [batch, num_labels] for sequence classification; every

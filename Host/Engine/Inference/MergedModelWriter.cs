@@ -42,7 +42,7 @@ public static class MergedModelWriter
     /// </summary>
     /// <exception cref="IOException"><paramref name="outFolder"/> is not empty and <paramref name="force"/> is false, or it is the base folder.</exception>
     /// <exception cref="ArgumentException">No adapter is given.</exception>
-    public static Result Merge(string modelFolder, IReadOnlyList<LogitsRunner.AdapterSpec> adapters, string outFolder, string pluginsFolder,
+    public static Result Merge(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string outFolder, string pluginsFolder,
         ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes)
     {
         ArgumentNullException.ThrowIfNull(adapters);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PeftHost.Engine.Inference.Backends;
 using PeftHost.Models;
 using PeftHost.Models.Generation;
 using PeftHost.Tokenizers;
@@ -95,7 +96,7 @@ public static class TextGenerator
     /// </summary>
     /// <exception cref="NotSupportedException">The model is not a causal language model.</exception>
     /// <exception cref="TokenizerLoadException">The folder has no readable tokenizer.</exception>
-    public static TextGenerationResult Run(string modelFolder, IReadOnlyList<LogitsRunner.AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device,
+    public static TextGenerationResult Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device,
         string prompt, TextGenerationSettings settings, Action<string>? onText = null)
     {
         // The tokenizer first: a folder without one fails before the weights are read.
@@ -104,6 +105,46 @@ public static class TextGenerator
         if (loaded.Model is not ICausalLM lm)
             throw new NotSupportedException($"{loaded.Model.GetType().Name} ({loaded.Config.Architecture}) does not generate text: use a causal language model.");
         return loaded.Run(() => Generate(lm, tokenizer, prompt, settings, onText));
+    }
+
+    /// <summary>
+    /// Opens the backend <paramref name="options"/> names (the tokenizer first: a folder without one
+    /// fails before any weights are read or exported) and generates, streaming text to <paramref name="onText"/>.
+    /// <paramref name="onOpened"/> is told the backend before generation starts (to report what runs).
+    /// </summary>
+    public static TextGenerationResult Run(InferenceBackendOptions options, string prompt, TextGenerationSettings settings, Action<string>? onText = null,
+        Action<IInferenceBackend>? onOpened = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ITextTokenizer tokenizer = TokenizerLoader.FromDirectory(options.ModelFolder);
+        int needed = PromptIds(tokenizer, prompt, settings.Chat, settings.SystemPrompt).Count + settings.Generation.MaxNewTokens;
+        // GGUF backends size their KV cache for this request.
+        using IInferenceBackend backend = InferenceBackends.Open(options.Kind == InferenceBackendKind.Torch || options.ContextSize is not null
+            ? options
+            : options with { ContextSize = needed });
+        onOpened?.Invoke(backend);
+        return Generate(backend, prompt, settings, onText);
+    }
+
+    /// <summary>
+    /// Generates on any backend: the prompt through the backend's tokenizer (and chat template), the ids
+    /// through <see cref="IInferenceBackend.Generate"/> with <paramref name="adapters"/> (null: all of them).
+    /// </summary>
+    /// <exception cref="ArgumentException">The model folder has no tokenizer.</exception>
+    public static TextGenerationResult Generate(IInferenceBackend backend, string prompt, TextGenerationSettings settings, Action<string>? onText = null,
+        IReadOnlyList<AdapterScale>? adapters = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(settings);
+        ITextTokenizer tokenizer = backend.Tokenizer
+            ?? throw new ArgumentException("The model folder has no tokenizer (tokenizer.json or vocab.txt): generate needs one to turn text into ids.");
+        IReadOnlyList<long> ids = PromptIds(tokenizer, prompt, settings.Chat, settings.SystemPrompt);
+        long outside = ids.FirstOrDefault(i => i < 0 || i >= backend.VocabSize, -1);
+        if (outside >= 0)
+            throw new ArgumentException($"The prompt encodes to token id {outside}, outside the model's vocabulary of {backend.VocabSize}: the tokenizer does not belong to this model.");
+        IEnumerable<long> Stream(IReadOnlyList<long> p, GenerationOptions o) =>
+            backend.Generate([.. p.Select(i => (int)i)], o, adapters).Select(i => (long)i);
+        return Generate(tokenizer, ids, Stream, settings, onText);
     }
 
     private static void Emit(string piece, Action<string>? onText)

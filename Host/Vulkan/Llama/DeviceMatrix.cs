@@ -29,8 +29,24 @@ internal sealed class DeviceMatrix : IDisposable
     public int Rows { get; }
     public int Cols { get; }
 
-    /// <summary>Y[tokens, rows] (+)= X[tokens, cols] Wᵀ: the matrix-vector kernel for one token, the tiled product for more.</summary>
+    /// <summary>An unmerged LoRA term added after the product (owned; replaced by <see cref="SetLowRank"/>).</summary>
+    public DeviceLowRank? LowRank { get; private set; }
+
+    /// <summary>Replaces the low-rank term (null: none), disposing the old one.</summary>
+    public void SetLowRank(DeviceLowRank? lowRank)
+    {
+        LowRank?.Dispose();
+        LowRank = lowRank;
+    }
+
+    /// <summary>Y[tokens, rows] (+)= X[tokens, cols] Wᵀ (+ B A X with a low-rank term): the matrix-vector kernel for one token, the tiled product for more.</summary>
     public void Record(VulkanCommandRecorder recorder, VulkanBuffer x, VulkanBuffer y, int tokens, bool accumulate)
+    {
+        RecordBase(recorder, x, y, tokens, accumulate);
+        LowRank?.Record(recorder, x, y, tokens);
+    }
+
+    private void RecordBase(VulkanCommandRecorder recorder, VulkanBuffer x, VulkanBuffer y, int tokens, bool accumulate)
     {
         if (tokens == 1)
         {
@@ -71,5 +87,9 @@ internal sealed class DeviceMatrix : IDisposable
         return new DeviceMatrix(context, buffer, first.Type, rows, (int)first.Columns);
     }
 
-    public void Dispose() => Buffer.Dispose();
+    public void Dispose()
+    {
+        LowRank?.Dispose();
+        Buffer.Dispose();
+    }
 }

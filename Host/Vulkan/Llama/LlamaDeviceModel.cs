@@ -18,6 +18,8 @@ public sealed class LlamaDeviceModel : IDisposable
     private readonly VulkanBuffer[] _kCache;
     private readonly VulkanBuffer[] _vCache;
     private readonly List<IDisposable> _owned = [];
+    private readonly Dictionary<string, LoraGgufAdapter> _adapters = new(StringComparer.Ordinal);
+    private (string Name, float Scale)[] _applied = [];
     private bool _disposed;
 
     /// <summary>Loads the weights of <paramref name="file"/> onto the device of <paramref name="context"/>.</summary>
@@ -93,6 +95,9 @@ public sealed class LlamaDeviceModel : IDisposable
     public long WeightBytes => (long)Embedding.Buffer.Size + (ReferenceEquals(Output, Embedding) ? 0 : (long)Output.Buffer.Size)
         + _layers.Sum(l => (long)(l.Qkv.Buffer.Size + l.Output.Buffer.Size + l.GateUp.Buffer.Size + l.Down.Buffer.Size));
 
+    /// <summary>Dispatches recorded by the last step (a prefill chunk or one decoded token with its sampling).</summary>
+    public int LastDispatchCount => Graph.LastDispatchCount;
+
     internal VulkanContext Context => _context;
     internal DeviceMatrix Embedding { get; } = null!;
     internal VulkanBuffer OutputNorm { get; } = null!;
@@ -101,6 +106,91 @@ public sealed class LlamaDeviceModel : IDisposable
     internal IReadOnlyList<VulkanBuffer> KCache => _kCache;
     internal IReadOnlyList<VulkanBuffer> VCache => _vCache;
     internal LlamaGraph Graph { get; } = null!;
+
+    /// <summary>The GGUF-LoRA adapters loaded beside the base.</summary>
+    public IReadOnlyCollection<string> AdapterNames => _adapters.Keys;
+
+    /// <summary>The adapters applied now and their scales.</summary>
+    public IReadOnlyList<(string Name, float Scale)> AppliedAdapters => _applied;
+
+    /// <summary>
+    /// Loads a GGUF-LoRA adapter (<see cref="LoraGgufAdapter"/>) for this model, checking that every
+    /// pair names one of its weights with matching shapes; it applies once <see cref="SetAdapters"/> selects it.
+    /// </summary>
+    /// <exception cref="GgufFormatException">A pair names no weight of this model or does not fit it.</exception>
+    public void LoadAdapter(string name, GgufFile file)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        LoraGgufAdapter adapter = LoraGgufAdapter.Read(file, name);
+        foreach ((string tensor, LoraPair pair) in adapter.Pairs)
+        {
+            (int rows, int cols) = WeightShape(tensor) ?? throw new GgufFormatException(file.FileName, tensor, "names no weight the Vulkan forward multiplies by (attn_q|k|v|output, ffn_gate|up|down, output).");
+            if (pair.Out != rows || pair.In != cols)
+                throw new GgufFormatException(file.FileName, tensor, $"lora_b x lora_a is [{pair.Out}, {pair.In}]; the base weight is [{rows}, {cols}].");
+        }
+        _adapters[name] = adapter;
+    }
+
+    /// <summary>
+    /// Applies exactly these adapters, unmerged (as llama.cpp: each pair adds scale x alpha / r x B A x to
+    /// its weight's product); empty = the base. The fused low-rank terms are rebuilt and uploaded only when the set changes.
+    /// </summary>
+    public void SetAdapters(IReadOnlyList<(string Name, float Scale)> adapters)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(adapters);
+        if (adapters.SequenceEqual(_applied)) return;
+        var chosen = new List<(LoraGgufAdapter Adapter, float Scale)>();
+        foreach ((string name, float scale) in adapters)
+        {
+            if (!_adapters.TryGetValue(name, out LoraGgufAdapter? a))
+                throw new KeyNotFoundException($"adapter '{name}' is not loaded (adapters: {string.Join(", ", _adapters.Keys)}).");
+            if (!float.IsFinite(scale)) throw new ArgumentException($"adapter '{name}': scale {scale} is not a finite number.", nameof(adapters));
+            chosen.Add((a, scale));
+        }
+        LlamaHyperParameters p = Parameters;
+        int q = p.Heads * p.HeadDim, kv = p.KvHeads * p.HeadDim;
+        DeviceLowRank? Build(DeviceMatrix m, params (string Tensor, int RowOffset)[] parts)
+        {
+            var terms = new List<(LoraPair, float, int)>();
+            foreach ((LoraGgufAdapter a, float s) in chosen)
+                foreach ((string tensor, int offset) in parts)
+                    if (a.Pairs.TryGetValue(tensor, out LoraPair? pair))
+                        terms.Add((pair, a.Alpha != 0 ? s * a.Alpha / pair.Rank : s, offset));
+            return DeviceLowRank.Stack(_context, terms, m.Rows, m.Cols, MaxBatch);
+        }
+        for (int i = 0; i < p.Layers; i++)
+        {
+            string b = $"blk.{i}.";
+            LlamaLayerWeights l = _layers[i];
+            l.Qkv.SetLowRank(Build(l.Qkv, (b + "attn_q.weight", 0), (b + "attn_k.weight", q), (b + "attn_v.weight", q + kv)));
+            l.Output.SetLowRank(Build(l.Output, (b + "attn_output.weight", 0)));
+            l.GateUp.SetLowRank(Build(l.GateUp, (b + "ffn_gate.weight", 0), (b + "ffn_up.weight", p.FeedForward)));
+            l.Down.SetLowRank(Build(l.Down, (b + "ffn_down.weight", 0)));
+        }
+        if (!ReferenceEquals(Output, Embedding)) Output.SetLowRank(Build(Output, ("output.weight", 0)));
+        _applied = [.. adapters];
+    }
+
+    // The [rows, cols] of a base weight by its GGUF name, or null for a tensor the forward has no product for.
+    private (int Rows, int Cols)? WeightShape(string tensor)
+    {
+        LlamaHyperParameters p = Parameters;
+        if (tensor == "output.weight") return ReferenceEquals(Output, Embedding) ? null : (p.VocabSize, p.Hidden);
+        string[] parts = tensor.Split('.');
+        if (parts.Length != 4 || parts[0] != "blk" || !int.TryParse(parts[1], out int layer) || layer < 0 || layer >= p.Layers || parts[3] != "weight") return null;
+        int q = p.Heads * p.HeadDim, kv = p.KvHeads * p.HeadDim;
+        return parts[2] switch
+        {
+            "attn_q" => (q, p.Hidden),
+            "attn_k" or "attn_v" => (kv, p.Hidden),
+            "attn_output" => (p.Hidden, q),
+            "ffn_gate" or "ffn_up" => (p.FeedForward, p.Hidden),
+            "ffn_down" => (p.Hidden, p.FeedForward),
+            _ => null,
+        };
+    }
 
     /// <summary>
     /// The logits of every position of <paramref name="ids"/> (from position 0, the cache is

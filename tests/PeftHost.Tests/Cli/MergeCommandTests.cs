@@ -31,7 +31,7 @@ public class MergeCommandTests
     {
         using var dir = new ScratchFolder();
         string output = Path.Combine(dir.Path, "merged");
-        MergedModelWriter.Result result = MergedModelWriter.Merge(Base, [LogitsRunner.AdapterSpec.Parse(Adapter, 0)], output, PluginDirs.Installed);
+        MergedModelWriter.Result result = MergedModelWriter.Merge(Base, [AdapterSpec.FromFolder(Adapter, 0)], output, PluginDirs.Installed);
         Assert.Equal([SafetensorsCheckpoint.SingleFileName], result.Files);
         Assert.Contains("generation_config.json", result.Copied);
 
@@ -60,7 +60,7 @@ public class MergeCommandTests
         using var dir = new ScratchFolder();
         string inputs = Path.Combine(Conformance.Case("lora_qv"), "inputs.json");
         string plain = Path.Combine(dir.Path, "plain.safetensors"), merged = Path.Combine(dir.Path, "merged.safetensors");
-        LogitsRunner.Run(Base, [LogitsRunner.AdapterSpec.Parse(Adapter, 0)], inputs, plain, PluginDirs.Installed, ScalarType.Float32, CPU);
+        LogitsRunner.Run(Base, [AdapterSpec.FromFolder(Adapter, 0)], inputs, plain, PluginDirs.Installed, ScalarType.Float32, CPU);
         (int code, _, string stderr) = Cli.Run("logits", "--model", Base, "--adapter", Adapter, "--merge", "--inputs", inputs, "--out", merged);
         Assert.True(code == 0, stderr);
         using var a = SafetensorsFile.Open(plain);
@@ -105,7 +105,7 @@ public class MergeCommandTests
     {
         using var dir = new ScratchFolder();
         string output = Path.Combine(dir.Path, "sharded");
-        var adapters = new[] { LogitsRunner.AdapterSpec.Parse(Adapter, 0) };
+        var adapters = new[] { AdapterSpec.FromFolder(Adapter, 0) };
         MergedModelWriter.Result result = MergedModelWriter.Merge(Base, adapters, output, PluginDirs.Installed, maxShardBytes: 100_000);
         Assert.True(result.Files.Count > 1);
         Assert.True(File.Exists(Path.Combine(output, SafetensorsWriter.IndexFileName)));
@@ -148,7 +148,7 @@ public class MergeCommandTests
         }
         model.Dispose();
 
-        MergedModelWriter.Merge(baseFolder, [LogitsRunner.AdapterSpec.Parse(adapterFolder, 0)], output, PluginDirs.Installed);
+        MergedModelWriter.Merge(baseFolder, [AdapterSpec.FromFolder(adapterFolder, 0)], output, PluginDirs.Installed);
         using (var checkpoint = SafetensorsCheckpoint.Open(output))
         {
             Assert.DoesNotContain("lm_head.weight", checkpoint.Names);

@@ -135,6 +135,25 @@ public sealed class TextGeneratorTests : IDisposable
     }
 
     [Fact]
+    public void Greedy_text_is_the_same_on_the_llama_backend_in_f32_and_the_base_is_cached()
+    {
+        (int torchCode, string torchOut, string torchErr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hello world", "--max-new-tokens", "6");
+        Assert.True(torchCode == 0, torchErr);
+        string cache = Path.Combine(_dir.Path, "gguf-cache");
+        (int code, string stdout, string stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hello world", "--max-new-tokens", "6", "--backend", "llama",
+            "--quant", "f32", "--cache", cache);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(torchOut, stdout);
+        Assert.Contains("llama.cpp (cpu", stderr);
+        Assert.Contains("6 generated", stderr);
+        string file = Assert.Single(Directory.GetFiles(cache));
+        DateTime written = File.GetLastWriteTimeUtc(file);
+        (code, _, stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hello", "--max-new-tokens", "2", "--backend", "llama", "--quant", "f32", "--cache", cache);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Assert.Single(Directory.GetFiles(cache))));
+    }
+
+    [Fact]
     public void Command_errors_name_the_problem()
     {
         (int code, _, string stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hi", "--chat");
@@ -163,7 +182,7 @@ public sealed class TextGeneratorTests : IDisposable
         Assert.Equal(a.GeneratedIds, b.GeneratedIds);
 
         // The conformance LoRA (q, v; hidden 64) fits the tiny llama: generation runs through the adapter layers, deterministically.
-        var adapter = LogitsRunner.AdapterSpec.Parse(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0);
+        var adapter = AdapterSpec.FromFolder(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0);
         TextGenerationResult withAdapter = TextGenerator.Run(_dir.Path, [adapter], PluginDirs.Installed, ScalarType.Float32, CPU, Prompt, Greedy(12));
         Assert.Equal(withAdapter.GeneratedIds, TextGenerator.Run(_dir.Path, [adapter], PluginDirs.Installed, ScalarType.Float32, CPU, Prompt, Greedy(12)).GeneratedIds);
     }

@@ -252,7 +252,7 @@ public class ModelBehaviourTests
     {
         using var dir = new ScratchFolder();
         string outLora = Path.Combine(dir.Path, "lora.safetensors");
-        long[] shape = LogitsRunner.Run(Conformance.Case("base_llama"), [LogitsRunner.AdapterSpec.Parse(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0)],
+        long[] shape = LogitsRunner.Run(Conformance.Case("base_llama"), [AdapterSpec.FromFolder(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0)],
             Path.Combine(Conformance.Case("lora_qv"), "inputs.json"), outLora, PluginDirs.Installed, ScalarType.Float32, CPU);
         Assert.Equal([2L, 7, 256], shape);
         using (var written = Conformance.Reference(outLora))

@@ -60,7 +60,7 @@ public class PromptLearningReferenceTests
         var c = new PeftCase(name);
         using var scratch = new ScratchFolder();
         string output = Path.Combine(scratch.Path, "logits.safetensors");
-        LogitsRunner.Run(Path.Combine(c.Folder, "base"), [new LogitsRunner.AdapterSpec("default", c.AdapterDir())],
+        LogitsRunner.Run(Path.Combine(c.Folder, "base"), [new AdapterSpec("default", c.AdapterDir())],
             Path.Combine(c.Folder, "inputs.json"), output, PluginDirs.Installed, ScalarType.Float32, CPU);
         using var file = SafetensorsFile.Open(output);
         using Tensor logits = TensorBridge.Read(file, "logits", ScalarType.Float32);

@@ -31,7 +31,7 @@ internal static class VulkanModels
         string path = Path.Combine(Path.GetTempPath(), $"pefthost-vk-{Guid.NewGuid():N}.gguf");
         try
         {
-            LlamaGgufExporter.Export(modelFolder, [.. adapterFolders.Select(LogitsRunner.AdapterSpec.Parse)], PluginDirs.Installed, quant, path);
+            LlamaGgufExporter.Export(modelFolder, [.. adapterFolders.Select(AdapterSpec.FromFolder)], PluginDirs.Installed, quant, path);
             using GgufFile file = GgufFile.Open(path);
             return new LlamaDeviceModel(context, file, contextSize: 64, maxBatch: 5);
         }

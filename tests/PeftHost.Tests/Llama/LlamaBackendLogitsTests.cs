@@ -1,0 +1,157 @@
+using PeftHost.Engine.Inference;
+using PeftHost.Engine.Inference.Backends;
+using PeftHost.Formats.Gguf;
+using PeftHost.Models;
+using PeftHost.Tests.Support;
+using Xunit;
+
+namespace PeftHost.Tests.Llama;
+
+/// <summary>
+/// llama.cpp (through LLamaSharp) on our exported GGUF, f32: logits equal torch's and PEFT's own
+/// reference logits (written by PEFT 0.13.2) within 1e-3, with LoRA applied unmerged as GGUF-LoRA,
+/// DoRA and IA3 merged, and prompt learning refused.
+/// </summary>
+public sealed class LlamaBackendLogitsTests : IDisposable
+{
+    private const double Tolerance = 1e-3;
+    private readonly ScratchFolder _scratch = new();
+
+    private string Cache => Path.Combine(_scratch.Path, "cache");
+
+    public void Dispose() => _scratch.Dispose();
+
+    [Fact]
+    public void F32_logits_equal_torch_on_a_model_with_a_tokenizer()
+    {
+        string model = Path.Combine(_scratch.Path, "tiny");
+        ModelPresets.Write("llama", "tiny", model, seed: 3);
+        int[] ids = [5, 77, 200, 31, 9, 143, 250, 12];
+        using IInferenceBackend torch = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Torch, model, Cache));
+        using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, model, Cache));
+        Assert.Equal(InferenceBackendKind.Llama, llama.Kind);
+        Assert.Equal(torch.VocabSize, llama.VocabSize);
+        double diff = LlamaFixtures.MaxAbsDiff(torch.Logits(ids), llama.Logits(ids));
+        Assert.True(diff < Tolerance, $"max |llama - torch| = {diff}");
+    }
+
+    [Theory]
+    [InlineData("lora_rslora_llama")]      // rsLoRA (alpha / sqrt(r) folded into lora_b) on q, k, v, o: the Q/K permutation matters
+    [InlineData("conformance/lora_qv")]    // plain LoRA r 8 on q, v
+    public void Lora_unmerged_equals_peft_and_torch(string name)
+    {
+        bool conformance = name.StartsWith("conformance/", StringComparison.Ordinal);
+        string c = conformance ? Conformance.Case(name["conformance/".Length..]) : LlamaFixtures.CaseFolder(name);
+        string baseFolder = conformance ? Conformance.Case("base_llama") : Path.Combine(c, "base");
+        var adapter = new AdapterSpec("a", Path.Combine(c, "adapter"));
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32, adapter));
+        Assert.Equal([new AdapterScale("a", 1.0)], llama.Adapters);
+        Assert.Empty(llama.MergedAdapters);
+        float[] peft = LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors"));
+        double diff = LlamaFixtures.MaxAbsDiff(peft, LlamaFixtures.AllLogits(llama, rows));
+        Assert.True(diff < Tolerance, $"{name}: max |llama - peft| = {diff}");
+
+        using IInferenceBackend torch = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Torch, baseFolder, Cache, GgmlType.F32, adapter));
+        double toTorch = LlamaFixtures.MaxAbsDiff(LlamaFixtures.AllLogits(torch, rows), LlamaFixtures.AllLogits(llama, rows));
+        Assert.True(toTorch < Tolerance, $"{name}: max |llama - torch| = {toTorch}");
+    }
+
+    [Fact]
+    public void Adapters_switch_per_request_with_their_scales_without_reloading_the_base()
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");
+        string adapter = Path.Combine(c, "adapter");
+        // The same pairs with lora_alpha halved: PEFT's scaling of the module halves, which the torch plugin computes on its own.
+        string half = LlamaFixtures.EditedAdapter(adapter, Path.Combine(_scratch.Path, "half"), j => j["lora_alpha"] = j["lora_alpha"]!.GetValue<double>() / 2);
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("a", adapter)));
+        float[] base1 = LlamaFixtures.AllLogits(llama, rows, []);
+        float[] full = LlamaFixtures.AllLogits(llama, rows, [new AdapterScale("a", 1.0)]);
+        float[] halfScale = LlamaFixtures.AllLogits(llama, rows, [new AdapterScale("a", 0.5)]);
+        float[] base2 = LlamaFixtures.AllLogits(llama, rows, [new AdapterScale("a", 0.0)]);
+
+        Assert.True(LlamaFixtures.MaxAbsDiff(base1, LlamaFixtures.Reference(Path.Combine(c, "logits_base.safetensors"))) < Tolerance);
+        Assert.True(LlamaFixtures.MaxAbsDiff(full, LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors"))) < Tolerance);
+        Assert.True(LlamaFixtures.MaxAbsDiff(base1, base2) < 1e-6, "scale 0 is the base");
+        using IInferenceBackend torchHalf = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Torch, Path.Combine(c, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("h", half)));
+        double diff = LlamaFixtures.MaxAbsDiff(LlamaFixtures.AllLogits(torchHalf, rows), halfScale);
+        Assert.True(diff < Tolerance, $"scale 0.5 vs PEFT scaling halved: {diff}");
+        Assert.Throws<KeyNotFoundException>(() => llama.Logits(rows[0], [new AdapterScale("nope")]));
+    }
+
+    [Fact]
+    public void An_alpha_pattern_is_folded_into_lora_b()
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");
+        string patterned = LlamaFixtures.EditedAdapter(Path.Combine(c, "adapter"), Path.Combine(_scratch.Path, "pattern"), j =>
+        {
+            j["use_rslora"] = false;
+            j["alpha_pattern"] = new System.Text.Json.Nodes.JsonObject { ["q_proj"] = 32, ["layers.1.self_attn.v_proj"] = 2 };
+        });
+        var adapter = new AdapterSpec("p", patterned);
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        using IInferenceBackend torch = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Torch, Path.Combine(c, "base"), Cache, GgmlType.F32, adapter));
+        using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, GgmlType.F32, adapter));
+        float[] t = LlamaFixtures.AllLogits(torch, rows);
+        Assert.True(LlamaFixtures.MaxAbsDiff(t, LlamaFixtures.AllLogits(llama, rows)) < Tolerance);
+        // The pattern matters: without it the logits differ.
+        using IInferenceBackend plain = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Torch, Path.Combine(c, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("q", LlamaFixtures.EditedAdapter(Path.Combine(c, "adapter"), Path.Combine(_scratch.Path, "plain"), j => j["use_rslora"] = false))));
+        Assert.True(LlamaFixtures.MaxAbsDiff(t, LlamaFixtures.AllLogits(plain, rows)) > 1e-3);
+    }
+
+    [Theory]
+    [InlineData("lora_dora_llama", "DoRA")]
+    [InlineData("ia3_llama", "peft_type IA3 is not LoRA")]
+    public void Dora_and_ia3_are_merged_into_a_cached_base_and_say_why(string name, string reason)
+    {
+        string c = LlamaFixtures.CaseFolder(name);
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("m", Path.Combine(c, "adapter"))));
+        MergedAdapter merged = Assert.Single(llama.MergedAdapters);
+        Assert.Equal("m", merged.Name);
+        Assert.Contains(reason, merged.Reason);
+        Assert.Empty(llama.Adapters);
+        double diff = LlamaFixtures.MaxAbsDiff(LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors")), LlamaFixtures.AllLogits(llama, rows));
+        Assert.True(diff < Tolerance, $"{name}: max |llama - peft| = {diff}");
+        Assert.Contains(Directory.GetFiles(Path.Combine(Cache)), f => Path.GetFileName(f).StartsWith("model-", StringComparison.Ordinal));
+        Assert.Contains("merged into the base and always applies", Assert.Throws<KeyNotFoundException>(() => llama.Logits(rows[0], [new AdapterScale("m")])).Message);
+    }
+
+    [Fact]
+    public void Prompt_learning_is_refused_with_the_reason_and_a_merged_adapter_cannot_be_scaled()
+    {
+        string c = LlamaFixtures.CaseFolder("prompt_tuning_llama");
+        var e = Assert.Throws<NotSupportedException>(() => InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("pt", Path.Combine(c, "adapter")))));
+        Assert.Contains("adapter 'pt'", e.Message);
+        Assert.Contains("PROMPT_TUNING", e.Message);
+        Assert.Contains("cannot be merged", e.Message);
+        Assert.Contains("--backend torch", e.Message);
+
+        string ia3 = LlamaFixtures.CaseFolder("ia3_llama");
+        var scaled = Assert.Throws<NotSupportedException>(() => InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(ia3, "base"), Cache, GgmlType.F32,
+            new AdapterSpec("i", Path.Combine(ia3, "adapter"), Scale: 0.5))));
+        Assert.Contains("scale 1 only", scaled.Message);
+    }
+
+    [Fact]
+    public void Quantized_bases_stay_close_to_f32()
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        float[] reference = LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors"));
+        var adapter = new AdapterSpec("a", Path.Combine(c, "adapter"));
+        double scale = reference.Max(Math.Abs);
+        foreach ((GgmlType q, double bound) in new[] { (GgmlType.F16, 0.01), (GgmlType.Q8_0, 0.05) })
+        {
+            using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, q, adapter));
+            double diff = LlamaFixtures.MaxAbsDiff(reference, LlamaFixtures.AllLogits(llama, rows));
+            Assert.True(diff < bound * scale, $"{q}: max diff {diff} against a logit scale of {scale}");
+        }
+    }
+}
