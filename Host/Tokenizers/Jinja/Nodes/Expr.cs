@@ -1,0 +1,15 @@
+using PeftHost.Tokenizers.Jinja.Runtime;
+using PeftHost.Tokenizers.Jinja.Syntax;
+
+namespace PeftHost.Tokenizers.Jinja.Nodes;
+
+/// <summary>An expression of the syntax tree; evaluating it gives a template value.</summary>
+internal abstract class Expr(SourcePosition position)
+{
+    public SourcePosition Position { get; } = position;
+
+    public abstract object? Evaluate(Frame frame);
+
+    /// <summary>Marks this node as the one being evaluated, so that an error in its operation names its position.</summary>
+    protected void At(Frame frame) => frame.Context.Position = Position;
+}
