@@ -12,11 +12,18 @@ namespace PeftHost.Tokenizers.Jinja;
 internal sealed class JinjaTemplate
 {
     private readonly IReadOnlyList<Stmt> _body;
+    private readonly IReadOnlyList<string> _undefinedAtStart;
 
     private JinjaTemplate(JinjaEnvironment environment, IReadOnlyList<Stmt> body)
     {
         Environment = environment;
         _body = body;
+        // Jinja's compile-time scoping, for the template and then, once it is complete, each scope inside.
+        var root = new Symbols(null);
+        var nested = new Queue<Action>();
+        Stmt.AnalyzeBody(body, root, root, nested);
+        _undefinedAtStart = root.UndefinedAtStart();
+        while (nested.Count > 0) nested.Dequeue()();
     }
 
     public JinjaEnvironment Environment { get; }
@@ -38,7 +45,9 @@ internal sealed class JinjaTemplate
         var output = new StringBuilder(1024);
         try
         {
-            Stmt.RenderBody(_body, new Frame(context, null), output);
+            var frame = new Frame(context, null);
+            frame.MarkUnassigned(_undefinedAtStart);
+            Stmt.RenderBody(_body, frame, output);
         }
         catch (TemplateError e)
         {

@@ -17,6 +17,12 @@ internal static class Filters
         "filesizeformat", "groupby", "pprint", "random", "striptags", "urlencode", "urlize", "wordwrap", "xmlattr",
     };
 
+    /// <summary>Filters Jinja marks pass_context: it never computes them when compiling.</summary>
+    public static readonly IReadOnlySet<string> NeedContext = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "map", "reject", "rejectattr", "select", "selectattr",
+    };
+
     public static Dictionary<string, FilterFunction> Create() => new(StringComparer.Ordinal)
     {
         ["abs"] = Abs,
@@ -192,7 +198,7 @@ internal static class Filters
         a.Bind("last", 0);
         IReadOnlyList<object?> items = v switch
         {
-            PyList or PyDict or string or Undefined => PyAccess.ToList(v),
+            PyList or PyDict or string or Undefined or PyDictView => PyAccess.ToList(v),
             _ => throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object is not reversible"),
         };
         return items.Count > 0 ? items[^1] : Undefined.WithHint("No last item, sequence was empty.");
@@ -255,7 +261,10 @@ internal static class Filters
         string indention = width is string w ? w : new string(' ', Math.Max(0, PyTypes.ToInt32(width, "width")));
         bool first = PyTypes.Truthy(CallArguments.Or<object?>(p[1], false));
         bool blank = PyTypes.Truthy(CallArguments.Or<object?>(p[2], false));
-        string s = PyText.Str(v) + "\n"; // Jinja's quirk, for splitlines
+        if (v is Undefined u) throw u.Fail();
+        // do_indent appends "\n" to its input as it is (a quirk for splitlines): only a string works.
+        if (v is not string text) throw TemplateError.Type($"unsupported operand type(s) for +=: '{PyTypes.TypeName(v)}' and 'str'");
+        string s = text + "\n";
         List<object?> lines = ((PyList)PyStringMethods.Method(s, "splitlines")!.Invoke(c, CallArguments.None)!).Items;
         var sb = new StringBuilder();
         if (blank)
@@ -279,9 +288,15 @@ internal static class Filters
     private static object? Items(RenderContext c, object? v, CallArguments a)
     {
         a.Bind("items", 0);
-        if (v is Undefined) return new PyIterator([]);
+        return new PyIterator(ItemPairs(v));
+    }
+
+    // A generator in Jinja: a value that is not a mapping fails only when the items are read.
+    private static IEnumerable<object?> ItemPairs(object? v)
+    {
+        if (v is Undefined) yield break;
         if (v is not PyDict dict) throw TemplateError.Type("Can only get item pairs from a mapping.");
-        return new PyIterator(dict.ItemTuples().Items);
+        foreach (object? pair in dict.ItemTuples().Items) yield return pair;
     }
 
     private static object? Join(RenderContext c, object? v, CallArguments a)
@@ -399,7 +414,7 @@ internal static class Filters
         if (v is string s) return CodePoints.Slice(s, null, null, -1);
         var items = new List<object?>(PyAccess.ToList(v));
         items.Reverse();
-        return v is PyList or PyDict or Undefined ? new PyIterator(items, v is PyDict ? "dict_reversekeyiterator" : "list_reverseiterator") : new PyList(items);
+        return v is PyList or PyDict or Undefined or PyDictView ? new PyIterator(items, v is PyDict ? "dict_reversekeyiterator" : "list_reverseiterator") : new PyList(items);
     }
 
     private static object? Round(RenderContext c, object? v, CallArguments a)
@@ -423,9 +438,13 @@ internal static class Filters
         int slices = PyTypes.ToInt32(p[0], "slices");
         if (slices <= 0) throw new TemplateError(TemplateErrorKind.ZeroDivision, "integer division or modulo by zero");
         object? fill = CallArguments.Or<object?>(p[1], null);
+        return new PyIterator(SliceItems(v, slices, fill));
+    }
+
+    private static IEnumerable<object?> SliceItems(object? v, int slices, object? fill)
+    {
         IReadOnlyList<object?> seq = PyAccess.ToList(v);
         int perSlice = seq.Count / slices, withExtra = seq.Count % slices, offset = 0;
-        var result = new List<object?>();
         for (int n = 0; n < slices; n++)
         {
             int start = offset + n * perSlice;
@@ -433,9 +452,8 @@ internal static class Filters
             int end = offset + (n + 1) * perSlice;
             var part = new List<object?>(seq.Skip(start).Take(end - start));
             if (fill is not null && n >= withExtra) part.Add(fill);
-            result.Add(new PyList(part));
+            yield return new PyList(part);
         }
-        return new PyIterator(result);
     }
 
     private static object? Sort(RenderContext c, object? v, CallArguments a)
@@ -508,13 +526,14 @@ internal static class Filters
     private static object? Truncate(RenderContext c, object? v, CallArguments a)
     {
         object?[] p = a.Bind("truncate", 0, "length", "killwords", "end", "leeway");
-        string s = PyText.Str(v);
         int length = CallArguments.IsMissing(p[0]) ? 255 : PyTypes.ToInt32(p[0], "length");
         bool killWords = PyTypes.Truthy(CallArguments.Or<object?>(p[1], false));
         string end = PyText.Str(CallArguments.Or<object?>(p[2], "..."));
         int leeway = CallArguments.IsMissing(p[3]) || p[3] is null ? 5 : PyTypes.ToInt32(p[3], "leeway");
         if (length < end.Length) throw TemplateError.Value($"expected length >= {end.Length}, got {length}");
-        if (CodePoints.Length(s) <= length + leeway) return s;
+        // do_truncate takes len() of its input as it is: a short list or dict comes back unchanged.
+        if (PyAccess.Length(v) <= length + leeway) return v;
+        if (v is not string s) throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object has no attribute 'rsplit'");
         string head = CodePoints.Slice(s, null, length - end.Length, null);
         if (killWords) return head + end;
         int space = head.LastIndexOf(' ');
@@ -579,7 +598,7 @@ internal static class Filters
     {
         // Python's sort is stable; so is this (the index breaks ties), also in reverse.
         var keyed = items.Select((item, index) => (Key: key(item), Item: item, Index: index)).ToList();
-        keyed.Sort((x, y) =>
+        PyCompare.Sort(keyed, (x, y) =>
         {
             int order = PyCompare.Less(x.Key, y.Key) ? -1 : PyCompare.Less(y.Key, x.Key) ? 1 : 0;
             if (reverse) order = -order;

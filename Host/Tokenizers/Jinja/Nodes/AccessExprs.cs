@@ -12,6 +12,8 @@ internal sealed class AttributeExpr(SourcePosition position, Expr target, string
         At(frame);
         return PyAccess.GetAttribute(obj, name);
     }
+
+    public override void Analyze(Symbols symbols) => target.Analyze(symbols);
 }
 
 /// <summary><c>obj[key]</c> (the item first, then the attribute) or, with a <see cref="SliceExpr"/> key, <c>obj[a:b:c]</c>.</summary>
@@ -26,11 +28,26 @@ internal sealed class ItemExpr(SourcePosition position, Expr target, Expr key) :
             object? stop = slice.Stop?.Evaluate(frame);
             object? step = slice.Step?.Evaluate(frame);
             At(frame);
-            return PyAccess.Slice(obj, start, stop, step);
+            try
+            {
+                return PyAccess.Slice(obj, start, stop, step);
+            }
+            catch (TemplateError) when (frame.Context.FoldingConstants)
+            {
+                // Jinja computes a printed expression of literals when compiling, subscripts through its
+                // getitem: there a failing slice is Undefined instead of Python's TypeError.
+                return Undefined.ForMember(obj, "slice");
+            }
         }
         object? k = key.Evaluate(frame);
         At(frame);
         return PyAccess.GetItem(obj, k);
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        target.Analyze(symbols);
+        key.Analyze(symbols);
     }
 }
 
@@ -44,4 +61,11 @@ internal sealed class SliceExpr(SourcePosition position, Expr? start, Expr? stop
     public Expr? Step { get; } = step;
 
     public override object? Evaluate(Frame frame) => throw new InvalidOperationException("A slice is evaluated by the subscript that holds it.");
+
+    public override void Analyze(Symbols symbols)
+    {
+        Start?.Analyze(symbols);
+        Stop?.Analyze(symbols);
+        Step?.Analyze(symbols);
+    }
 }

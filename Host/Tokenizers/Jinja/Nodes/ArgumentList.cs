@@ -9,6 +9,14 @@ internal sealed class ArgumentList(IReadOnlyList<Expr> positional, IReadOnlyList
 
     public bool IsEmpty => positional.Count == 0 && keywords.Count == 0 && starArgs is null && starKwargs is null;
 
+    public void Analyze(Symbols symbols)
+    {
+        foreach (Expr e in positional) e.Analyze(symbols);
+        foreach ((_, Expr e) in keywords) e.Analyze(symbols);
+        starArgs?.Analyze(symbols);
+        starKwargs?.Analyze(symbols);
+    }
+
     public CallArguments Evaluate(Frame frame, (string Name, object? Value)? extraKeyword = null)
     {
         if (IsEmpty && extraKeyword is null) return CallArguments.None;

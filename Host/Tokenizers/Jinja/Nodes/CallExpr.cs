@@ -11,9 +11,16 @@ internal sealed class CallExpr(SourcePosition position, Expr callee, ArgumentLis
     /// <summary>Calls with one more keyword argument (a call block passes its body as <c>caller</c>).</summary>
     public object? EvaluateWith(Frame frame, (string Name, object? Value)? extraKeyword)
     {
+        if (frame.Context.FoldingConstants) throw new NotConstantException();
         object? function = callee.Evaluate(frame);
         CallArguments args = arguments.Evaluate(frame, extraKeyword);
         At(frame);
         return PyAccess.Call(frame.Context, function, args);
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        callee.Analyze(symbols);
+        arguments.Analyze(symbols);
     }
 }

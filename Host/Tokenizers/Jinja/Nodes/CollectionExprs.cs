@@ -14,6 +14,11 @@ internal sealed class ListExpr(SourcePosition position, IReadOnlyList<Expr> item
         foreach (Expr item in Items) values.Add(item.Evaluate(frame));
         return new PyList(values);
     }
+
+    public override void Analyze(Symbols symbols)
+    {
+        foreach (Expr item in Items) item.Analyze(symbols);
+    }
 }
 
 /// <summary>A tuple <c>(a, b)</c> or <c>a, b</c>; also an assignment target such as <c>k, v</c>.</summary>
@@ -27,6 +32,11 @@ internal sealed class TupleExpr(SourcePosition position, IReadOnlyList<Expr> ite
         var values = new List<object?>(Items.Count);
         foreach (Expr item in Items) values.Add(item.Evaluate(frame));
         return new PyList(values, isTuple: true);
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        foreach (Expr item in Items) item.Analyze(symbols);
     }
 }
 
@@ -44,5 +54,14 @@ internal sealed class DictExpr(SourcePosition position, IReadOnlyList<(Expr Key,
             dict.Set(k, v);
         }
         return dict;
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        foreach ((Expr key, Expr value) in pairs)
+        {
+            key.Analyze(symbols);
+            value.Analyze(symbols);
+        }
     }
 }

@@ -32,6 +32,12 @@ internal sealed class CompareExpr(SourcePosition position, Expr first, IReadOnly
         return true;
     }
 
+    public override void Analyze(Symbols symbols)
+    {
+        first.Analyze(symbols);
+        foreach ((_, Expr operand) in rest) operand.Analyze(symbols);
+    }
+
     public static bool Holds(CompareOperator op, object? a, object? b) => op switch
     {
         CompareOperator.Equal => PyCompare.Equal(a, b),

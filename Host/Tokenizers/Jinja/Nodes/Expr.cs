@@ -10,6 +10,11 @@ internal abstract class Expr(SourcePosition position)
 
     public abstract object? Evaluate(Frame frame);
 
+    /// <summary>Records the names this expression reads (for <see cref="Symbols"/>).</summary>
+    public virtual void Analyze(Symbols symbols)
+    {
+    }
+
     /// <summary>Marks this node as the one being evaluated, so that an error in its operation names its position.</summary>
     protected void At(Frame frame) => frame.Context.Position = Position;
 }

@@ -17,6 +17,7 @@ internal sealed class FilterExpr(SourcePosition position, Expr? input, string na
     /// <summary>Applies the chain; <paramref name="blockValue"/> stands for the missing innermost input.</summary>
     public object? Apply(Frame frame, object? blockValue)
     {
+        if (frame.Context.FoldingConstants && (input is null || Library.Filters.NeedContext.Contains(Name))) throw new NotConstantException();
         object? value = input switch
         {
             null => blockValue,
@@ -26,5 +27,11 @@ internal sealed class FilterExpr(SourcePosition position, Expr? input, string na
         CallArguments args = arguments.Evaluate(frame);
         At(frame);
         return filter(frame.Context, value, args);
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        input?.Analyze(symbols);
+        arguments.Analyze(symbols);
     }
 }

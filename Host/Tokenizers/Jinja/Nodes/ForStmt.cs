@@ -11,6 +11,20 @@ namespace PeftHost.Tokenizers.Jinja.Nodes;
 /// </summary>
 internal sealed class ForStmt(SourcePosition position, AssignTarget target, Expr iterable, Expr? filter, IReadOnlyList<Stmt> body, IReadOnlyList<Stmt> otherwise) : Stmt(position)
 {
+    private IReadOnlyList<string> _bodyUndefined = [];
+    private IReadOnlyList<string> _elseUndefined = [];
+
+    public override void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        iterable.Analyze(current);
+        nested.Enqueue(() => _bodyUndefined = AnalyzeScope(scope, nested, s =>
+        {
+            s.DeclareParameter("loop");
+            target.Analyze(s, asParameter: true);
+        }, body));
+        nested.Enqueue(() => _elseUndefined = AnalyzeScope(scope, nested, _ => { }, otherwise));
+    }
+
     public override Flow Render(Frame frame, StringBuilder output)
     {
         object? source = iterable.Evaluate(frame);
@@ -23,16 +37,17 @@ internal sealed class ForStmt(SourcePosition position, AssignTarget target, Expr
             {
                 Frame test = frame.Child();
                 target.Assign(test, item);
-                if (PyTypes.Truthy(filter.Evaluate(test))) kept.Add(item);
+                // Jinja filters through a generator that yields the target: unpacked items come back as tuples.
+                if (PyTypes.Truthy(filter.Evaluate(test))) kept.Add(target is NameTarget ? item : target.Repack(test));
             }
             items = kept;
         }
-        if (items.Count == 0) return RenderBody(otherwise, frame.Child(), output);
+        if (items.Count == 0) return RenderBody(otherwise, frame.Child(_elseUndefined), output);
         var loop = new LoopInfo(items, depth0: 0);
         for (int i = 0; i < items.Count; i++)
         {
             loop.Index0 = i;
-            Frame iteration = frame.Child();
+            Frame iteration = frame.Child(_bodyUndefined);
             At(frame);
             target.Assign(iteration, items[i]);
             iteration.Set("loop", loop);

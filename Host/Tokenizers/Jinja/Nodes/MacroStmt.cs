@@ -11,6 +11,22 @@ namespace PeftHost.Tokenizers.Jinja.Nodes;
 /// </summary>
 internal sealed class MacroStmt(SourcePosition position, string name, IReadOnlyList<string> parameters, IReadOnlyList<Expr?> defaults, IReadOnlyList<Stmt> body) : Stmt(position)
 {
+    private IReadOnlyList<string> _bodyUndefined = [];
+
+    public override void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        current.Store(name);
+        AnalyzeBodyLater(scope, nested);
+    }
+
+    /// <summary>Queues the analysis of the macro's own scope (also for a call block's caller, which defines no name).</summary>
+    public void AnalyzeBodyLater(Symbols scope, Queue<Action> nested) =>
+        nested.Enqueue(() => _bodyUndefined = AnalyzeScope(scope, nested, s =>
+        {
+            foreach (string p in parameters) s.DeclareParameter(p);
+            foreach (Expr? d in defaults) d?.Analyze(s);
+        }, body));
+
     public override Flow Render(Frame frame, StringBuilder output)
     {
         frame.Set(name, Define(frame));
@@ -24,7 +40,7 @@ internal sealed class MacroStmt(SourcePosition position, string name, IReadOnlyL
     {
         RenderContext context = definition.Context;
         if (context.CallDepth >= RenderContext.MaxCallDepth) throw new TemplateError(TemplateErrorKind.Recursion, $"maximum recursion depth exceeded in macro '{name}'");
-        Frame frame = definition.Child();
+        Frame frame = definition.Child(_bodyUndefined);
         var bound = new bool[parameters.Count];
         var varargs = new List<object?>();
         for (int i = 0; i < args.Positional.Count; i++)

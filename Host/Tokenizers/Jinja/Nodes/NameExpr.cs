@@ -8,5 +8,8 @@ internal sealed class NameExpr(SourcePosition position, string name) : Expr(posi
 {
     public string Name { get; } = name;
 
-    public override object? Evaluate(Frame frame) => frame.Lookup(Name);
+    public override object? Evaluate(Frame frame) =>
+        frame.Context.FoldingConstants ? throw new NotConstantException() : frame.Lookup(Name);
+
+    public override void Analyze(Symbols symbols) => symbols.Load(Name);
 }

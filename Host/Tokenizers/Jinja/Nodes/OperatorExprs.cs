@@ -35,6 +35,12 @@ internal sealed class BinaryExpr(SourcePosition position, BinaryOperator op, Exp
             _ => PyArithmetic.Power(a, b),
         };
     }
+
+    public override void Analyze(Symbols symbols)
+    {
+        left.Analyze(symbols);
+        right.Analyze(symbols);
+    }
 }
 
 /// <summary>The unary operators.</summary>
@@ -48,17 +54,23 @@ internal enum UnaryOperator
 /// <summary><c>not x</c>, <c>-x</c>, <c>+x</c>.</summary>
 internal sealed class UnaryExpr(SourcePosition position, UnaryOperator op, Expr operand) : Expr(position)
 {
+    public UnaryOperator Operator { get; } = op;
+
+    public Expr Operand { get; } = operand;
+
     public override object? Evaluate(Frame frame)
     {
-        object? v = operand.Evaluate(frame);
+        object? v = Operand.Evaluate(frame);
         At(frame);
-        return op switch
+        return Operator switch
         {
             UnaryOperator.Not => !PyTypes.Truthy(v),
             UnaryOperator.Negate => PyArithmetic.Negate(v),
             _ => PyArithmetic.Plus(v),
         };
     }
+
+    public override void Analyze(Symbols symbols) => Operand.Analyze(symbols);
 }
 
 /// <summary><c>a ~ b ~ c</c>: the str() of each operand joined (Undefined is "").</summary>
@@ -75,6 +87,11 @@ internal sealed class ConcatExpr(SourcePosition position, IReadOnlyList<Expr> pa
         }
         return sb.ToString();
     }
+
+    public override void Analyze(Symbols symbols)
+    {
+        foreach (Expr part in parts) part.Analyze(symbols);
+    }
 }
 
 /// <summary><c>a and b</c> / <c>a or b</c>: Python's short-circuit, giving one of the operands (not a bool).</summary>
@@ -84,6 +101,12 @@ internal sealed class LogicalExpr(SourcePosition position, bool isAnd, Expr left
     {
         object? a = left.Evaluate(frame);
         return PyTypes.Truthy(a) == isAnd ? right.Evaluate(frame) : a;
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        left.Analyze(symbols);
+        right.Analyze(symbols);
     }
 }
 
@@ -96,5 +119,12 @@ internal sealed class ConditionalExpr(SourcePosition position, Expr test, Expr t
         return otherwise is not null
             ? otherwise.Evaluate(frame)
             : Undefined.WithHint($"the inline if-expression on line {Position.Line} evaluated to false and no else section was defined.");
+    }
+
+    public override void Analyze(Symbols symbols)
+    {
+        test.Analyze(symbols);
+        then.Analyze(symbols);
+        otherwise?.Analyze(symbols);
     }
 }

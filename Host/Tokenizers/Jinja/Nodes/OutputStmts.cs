@@ -32,4 +32,10 @@ internal sealed class PrintStmt(SourcePosition position, IReadOnlyList<Expr> val
         }
         return Flow.Normal;
     }
+
+    public override void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        foreach (Expr e in values) e.Analyze(current);
+    }
+
 }

@@ -14,14 +14,28 @@ internal sealed class SetStmt(SourcePosition position, AssignTarget target, Expr
         target.Assign(frame, v);
         return Flow.Normal;
     }
+
+    public override void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        value.Analyze(current);
+        target.Analyze(current, asParameter: false);
+    }
 }
 
 /// <summary><c>{% set target | filters %}body{% endset %}</c>: assigns the rendered body (rendered in its own scope).</summary>
 internal sealed class SetBlockStmt(SourcePosition position, AssignTarget target, FilterExpr? filter, IReadOnlyList<Stmt> body) : Stmt(position)
 {
+    private IReadOnlyList<string> _bodyUndefined = [];
+
+    public override void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        target.Analyze(current, asParameter: false);
+        nested.Enqueue(() => _bodyUndefined = AnalyzeScope(scope, nested, _ => { }, body));
+    }
+
     public override Flow Render(Frame frame, StringBuilder output)
     {
-        object? v = RenderToString(body, frame.Child());
+        object? v = RenderToString(body, frame.Child(_bodyUndefined));
         if (filter is not null) v = filter.Apply(frame, v);
         At(frame);
         target.Assign(frame, v);

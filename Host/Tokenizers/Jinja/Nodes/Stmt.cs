@@ -19,6 +19,30 @@ internal abstract class Stmt(SourcePosition position)
 
     public abstract Flow Render(Frame frame, StringBuilder output);
 
+    /// <summary>
+    /// Records the names this statement reads and assigns in its scope (Jinja's FrameSymbolVisitor), in order.
+    /// <paramref name="current"/> is the scope's symbols as seen at this point (a copy inside an if branch),
+    /// <paramref name="scope"/> the scope's own; a statement that opens scopes queues their analysis in
+    /// <paramref name="nested"/>: it runs once the enclosing scope is complete, as Jinja compiles them.
+    /// </summary>
+    public virtual void Analyze(Symbols current, Symbols scope, Queue<Action> nested)
+    {
+    }
+
+    public static void AnalyzeBody(IReadOnlyList<Stmt> body, Symbols current, Symbols scope, Queue<Action> nested)
+    {
+        foreach (Stmt s in body) s.Analyze(current, scope, nested);
+    }
+
+    /// <summary>Analyzes a scope opened inside <paramref name="parent"/>: what it declares first, then its body.</summary>
+    public static IReadOnlyList<string> AnalyzeScope(Symbols parent, Queue<Action> nested, Action<Symbols> declare, IReadOnlyList<Stmt> body)
+    {
+        var symbols = new Symbols(parent);
+        declare(symbols);
+        AnalyzeBody(body, symbols, symbols, nested);
+        return symbols.UndefinedAtStart();
+    }
+
     protected void At(Frame frame) => frame.Context.Position = Position;
 
     /// <summary>Renders a body until a break or continue.</summary>

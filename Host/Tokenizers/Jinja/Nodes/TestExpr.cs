@@ -14,4 +14,10 @@ internal sealed class TestExpr(SourcePosition position, Expr input, TestFunction
         At(frame);
         return test(frame.Context, value, args);
     }
+
+    public override void Analyze(Symbols symbols)
+    {
+        input.Analyze(symbols);
+        arguments.Analyze(symbols);
+    }
 }

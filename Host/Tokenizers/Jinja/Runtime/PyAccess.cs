@@ -51,11 +51,16 @@ internal static class PyAccess
         return Undefined.ForMember(obj, key);
     }
 
-    /// <summary><c>obj[start:stop:step]</c>; bounds that are not integers or None make the result Undefined, as in Jinja.</summary>
+    /// <summary>
+    /// <c>obj[start:stop:step]</c>. Jinja compiles slices to plain Python subscripts (not its getitem), so a slice
+    /// of something that is not a sequence, or with bounds that are not integers or None, is Python's TypeError.
+    /// </summary>
     public static object? Slice(object? obj, object? start, object? stop, object? step)
     {
         if (obj is Undefined u) throw u.Fail();
-        if (!TryBound(start, out long? a) || !TryBound(stop, out long? b) || !TryBound(step, out long? c)) return Undefined.ForMember(obj, "slice");
+        if (obj is not (string or PyList)) throw TemplateError.Type(obj is PyDict ? "unhashable type: 'slice'" : $"'{PyTypes.TypeName(obj)}' object is not subscriptable");
+        if (!TryBound(start, out long? a) || !TryBound(stop, out long? b) || !TryBound(step, out long? c))
+            throw TemplateError.Type("slice indices must be integers or None or have an __index__ method");
         switch (obj)
         {
             case string s: return CodePoints.Slice(s, a, b, c);
@@ -64,7 +69,7 @@ internal static class PyAccess
                 var items = new List<object?>(count);
                 for (int i = 0, at = from; i < count; i++, at += by) items.Add(list[at]);
                 return new PyList(items, list.IsTuple);
-            default: return Undefined.ForMember(obj, "slice");
+            default: throw new InvalidOperationException("unreachable: only strings and lists are sliced");
         }
     }
 
@@ -85,13 +90,14 @@ internal static class PyAccess
         string s => CodePoints.Split(s),
         Undefined => [],
         PyIterator it => it.Drain(),
+        PyDictView view => view.Items,
         _ => throw TemplateError.Type($"'{PyTypes.TypeName(obj)}' object is not iterable"),
     };
 
     /// <summary>The items of an iterable as a list (the same list for a PyList).</summary>
     public static IReadOnlyList<object?> ToList(object? obj) => obj is PyList list ? list.Items : [.. Iterate(obj)];
 
-    public static bool IsIterable(object? obj) => obj is PyList or PyDict or string or Undefined or PyIterator;
+    public static bool IsIterable(object? obj) => obj is PyList or PyDict or string or Undefined or PyIterator or PyDictView;
 
     public static long Length(object? obj) => obj switch
     {
@@ -100,6 +106,7 @@ internal static class PyAccess
         string s => CodePoints.Length(s),
         Undefined => 0,
         LoopInfo loop => loop.Length,
+        PyDictView view => view.Items.Count,
         _ => throw TemplateError.Type($"object of type '{PyTypes.TypeName(obj)}' has no len()"),
     };
 
@@ -112,7 +119,7 @@ internal static class PyAccess
                 if (item is Undefined u) throw u.Fail();
                 return item is string sub ? s.Contains(sub, StringComparison.Ordinal) : throw TemplateError.Type($"'in <string>' requires string as left operand, not {PyTypes.TypeName(item)}");
             case PyDict dict: return dict.ContainsKey(item);
-            case PyList or PyIterator or Undefined:
+            case PyList or PyIterator or Undefined or PyDictView:
                 foreach (object? x in Iterate(container))
                 {
                     if (PyCompare.Equal(x, item)) return true;

@@ -78,8 +78,8 @@ internal static class PyArithmetic
 
     public static object? Modulo(object? a, object? b)
     {
-        FailIfUndefined(a, b);
         if (a is string format) return PyPercentFormat.Format(format, b);
+        FailIfUndefined(a, b);
         if (!PyTypes.IsNumber(a) || !PyTypes.IsNumber(b)) throw Unsupported("%", a, b);
         if (PyTypes.IsInteger(a) && PyTypes.IsInteger(b))
         {

@@ -66,6 +66,19 @@ internal static class PyCompare
 
     public static bool GreaterOrEqual(object? a, object? b) => Holds(Order(a, b, ">="), c => c >= 0);
 
+    /// <summary>Sorts with a comparison that may raise Python's TypeError (List.Sort would wrap it).</summary>
+    public static void Sort<T>(List<T> list, Comparison<T> comparison)
+    {
+        try
+        {
+            list.Sort(comparison);
+        }
+        catch (InvalidOperationException e) when (e.InnerException is TemplateError inner)
+        {
+            throw inner;
+        }
+    }
+
     private static bool Holds(int comparison, Func<int, bool> test) => comparison != int.MinValue && test(comparison);
 
     // UTF-16 order differs from code point order only between surrogates and U+E000..U+FFFF.

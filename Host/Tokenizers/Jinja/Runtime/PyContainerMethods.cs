@@ -14,9 +14,9 @@ internal static class PyContainerMethods
             if (p[0] is PyList { IsTuple: false } or PyDict) throw TemplateError.Type($"unhashable type: '{PyTypes.TypeName(p[0])}'");
             return dict.TryGet(p[0], out object? v) ? v : CallArguments.Or<object?>(p[1], null);
         }),
-        "items" => Bind(name, (c, a) => NoArgs(a, name, dict.ItemTuples())),
-        "keys" => Bind(name, (c, a) => NoArgs(a, name, new PyList([.. dict.Keys]))),
-        "values" => Bind(name, (c, a) => NoArgs(a, name, new PyList([.. dict.Values]))),
+        "items" => Bind(name, (c, a) => NoArgs(a, name, new PyDictView("dict_items", dict.ItemTuples().Items))),
+        "keys" => Bind(name, (c, a) => NoArgs(a, name, new PyDictView("dict_keys", [.. dict.Keys]))),
+        "values" => Bind(name, (c, a) => NoArgs(a, name, new PyDictView("dict_values", [.. dict.Values]))),
         "copy" => Bind(name, (c, a) =>
         {
             a.Bind(name, 0);

@@ -71,7 +71,7 @@ internal static class PyJson
                 var items = new List<(object? Original, object? Value)>(dict.Count);
                 foreach ((object? k, object? v) in dict.Items) items.Add((k, v));
                 // json.dumps sorts the keys as they are, before turning them into strings.
-                if (o.SortKeys) items.Sort((x, y) => PyCompare.Order(x.Original, y.Original, "<"));
+                if (o.SortKeys) PyCompare.Sort(items, (x, y) => PyCompare.Order(x.Original, y.Original, "<"));
                 sb.Append('{');
                 for (int i = 0; i < items.Count; i++)
                 {

@@ -11,8 +11,11 @@ internal static class PyPercentFormat
 {
     public static string Format(string format, object? values)
     {
+        if (values is Undefined && format.Contains("%(", StringComparison.Ordinal)) throw ((Undefined)values).Fail();
         IReadOnlyList<object?> args = values is PyList { IsTuple: true } t ? t.Items : [values];
         var mapping = values as PyDict;
+        // Python takes anything subscriptable but a tuple or str as a mapping: then unused arguments are no error.
+        bool mappingLike = values is PyDict or Undefined or PyList { IsTuple: false };
         var sb = new StringBuilder(format.Length + 16);
         int next = 0;
         for (int i = 0; i < format.Length; i++)
@@ -30,7 +33,7 @@ internal static class PyPercentFormat
             {
                 int close = format.IndexOf(')', i);
                 if (close < 0) throw TemplateError.Value("incomplete format key");
-                if (mapping is null) throw TemplateError.Type("format requires a mapping");
+                if (mapping is null) throw TemplateError.Type(values is PyList { IsTuple: false } ? "list indices must be integers or slices, not str" : "format requires a mapping");
                 string key = format[(i + 1)..close];
                 if (!mapping.TryGet(key, out arg)) throw new TemplateError(TemplateErrorKind.Value, $"KeyError: {PyText.Repr(key)}");
                 haveArg = true;
@@ -59,7 +62,7 @@ internal static class PyPercentFormat
             }
             sb.Append(Pad(Convert(conversion, arg, flags, precision), width, flags));
         }
-        if (mapping is null && next < args.Count) throw TemplateError.Type("not all arguments converted during string formatting");
+        if (!mappingLike && next < args.Count) throw TemplateError.Type("not all arguments converted during string formatting");
         return sb.ToString();
     }
 

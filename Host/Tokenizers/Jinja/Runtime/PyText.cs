@@ -72,6 +72,15 @@ internal static class PyText
                 }
                 sb.Append("}>");
                 break;
+            case PyDictView view:
+                sb.Append(view.TypeName).Append("([");
+                for (int i = 0; i < view.Items.Count; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    AppendRepr(sb, view.Items[i], depth + 1);
+                }
+                sb.Append("])");
+                break;
             case LoopInfo loop: sb.Append("<LoopContext ").Append(loop.Index0 + 1).Append('/').Append(loop.Length).Append('>'); break;
             case PyIterator it: sb.Append('<').Append(it.TypeName).Append(" object>"); break;
             case PyCallable c: sb.Append("<built-in function ").Append(c.Name).Append('>'); break;

@@ -20,6 +20,7 @@ internal static class PyTypes
         Namespace => "Namespace",
         LoopInfo => "LoopContext",
         PyIterator it => it.TypeName,
+        PyDictView view => view.TypeName,
         PyCallable c => c.TypeName,
         _ => value.GetType().Name,
     };
@@ -34,6 +35,7 @@ internal static class PyTypes
         string s => s.Length != 0,
         PyList l => l.Count != 0,
         PyDict d => d.Count != 0,
+        PyDictView view => view.Items.Count != 0,
         Undefined => false,
         _ => true,
     };

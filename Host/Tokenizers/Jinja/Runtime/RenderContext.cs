@@ -20,6 +20,9 @@ internal sealed class RenderContext(JinjaEnvironment environment, IReadOnlyDicti
 
     public int CallDepth { get; set; }
 
+    /// <summary>True while a printed expression of literals is evaluated (Jinja computes those when compiling).</summary>
+    public bool FoldingConstants { get; set; }
+
     public object? LookupGlobal(string name)
     {
         if (variables.TryGetValue(name, out object? value)) return value;

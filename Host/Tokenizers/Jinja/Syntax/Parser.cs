@@ -1,5 +1,6 @@
 using PeftHost.Tokenizers.Jinja.Library;
 using PeftHost.Tokenizers.Jinja.Nodes;
+using PeftHost.Tokenizers.Jinja.Runtime;
 
 namespace PeftHost.Tokenizers.Jinja.Syntax;
 
@@ -20,11 +21,13 @@ internal sealed class Parser
     private int _index;
     private int _loopDepth;
     private int _nesting;
+    private readonly RenderContext _foldContext;
 
     private Parser(List<Token> tokens, JinjaEnvironment env)
     {
         _tokens = tokens;
         _env = env;
+        _foldContext = new RenderContext(env, new Dictionary<string, object?>(), TimeProvider.System) { FoldingConstants = true };
     }
 
     public static IReadOnlyList<Stmt> Parse(List<Token> tokens, JinjaEnvironment env) => new Parser(tokens, env).Subparse(null);
@@ -91,7 +94,9 @@ internal sealed class Parser
                         break;
                     case TokenKind.VariableBegin:
                         Next();
-                        body.Add(new PrintStmt(t.Position, [ParseTuple(withCondexpr: true)]));
+                        Expr printed = ParseTuple(withCondexpr: true);
+                        // Jinja writes the text of a printed constant into the compiled template (Undefined as "").
+                        body.Add(TryConstant(printed, out object? constant) ? new TextStmt(t.Position, PyText.Str(constant)) : new PrintStmt(t.Position, [printed]));
                         Expect(TokenKind.VariableEnd);
                         break;
                     case TokenKind.BlockBegin:
@@ -355,7 +360,7 @@ internal sealed class Parser
             SourcePosition at = Next().Position;
             Expr test = ParseOr();
             Expr? otherwise = SkipName("else") ? ParseConditional() : null;
-            e = new ConditionalExpr(at, test, e, otherwise);
+            e = Fold(new ConditionalExpr(at, test, e, otherwise));
         }
         return e;
     }
@@ -366,7 +371,7 @@ internal sealed class Parser
         while (Current.IsName("or"))
         {
             SourcePosition at = Next().Position;
-            left = new LogicalExpr(at, isAnd: false, left, ParseAnd());
+            left = Fold(new LogicalExpr(at, isAnd: false, left, ParseAnd()));
         }
         return left;
     }
@@ -377,7 +382,7 @@ internal sealed class Parser
         while (Current.IsName("and"))
         {
             SourcePosition at = Next().Position;
-            left = new LogicalExpr(at, isAnd: true, left, ParseNot());
+            left = Fold(new LogicalExpr(at, isAnd: true, left, ParseNot()));
         }
         return left;
     }
@@ -389,7 +394,7 @@ internal sealed class Parser
         Enter();
         try
         {
-            return new UnaryExpr(at, UnaryOperator.Not, ParseNot());
+            return Fold(new UnaryExpr(at, UnaryOperator.Not, ParseNot()));
         }
         finally
         {
@@ -438,7 +443,7 @@ internal sealed class Parser
                 break;
             }
         }
-        return rest.Count == 0 ? first : new CompareExpr(at, first, rest);
+        return rest.Count == 0 ? first : Fold(new CompareExpr(at, first, rest));
     }
 
     private Expr ParseMath1()
@@ -447,7 +452,7 @@ internal sealed class Parser
         while (Current.IsOperator("+") || Current.IsOperator("-"))
         {
             Token op = Next();
-            left = new BinaryExpr(op.Position, op.Value == "+" ? BinaryOperator.Add : BinaryOperator.Subtract, left, ParseConcat());
+            left = Fold(new BinaryExpr(op.Position, op.Value == "+" ? BinaryOperator.Add : BinaryOperator.Subtract, left, ParseConcat()));
         }
         return left;
     }
@@ -459,7 +464,7 @@ internal sealed class Parser
         SourcePosition at = Current.Position;
         var parts = new List<Expr> { first };
         while (SkipOperator("~")) parts.Add(ParseMath2());
-        return new ConcatExpr(at, parts);
+        return Fold(new ConcatExpr(at, parts));
     }
 
     private Expr ParseMath2()
@@ -475,7 +480,7 @@ internal sealed class Parser
                 "//" => BinaryOperator.FloorDivide,
                 _ => BinaryOperator.Modulo,
             };
-            left = new BinaryExpr(op.Position, kind, left, ParsePow());
+            left = Fold(new BinaryExpr(op.Position, kind, left, ParsePow()));
         }
         return left;
     }
@@ -486,10 +491,54 @@ internal sealed class Parser
         while (Current.IsOperator("**"))
         {
             Token op = Next();
-            left = new BinaryExpr(op.Position, BinaryOperator.Power, left, ParseUnary());
+            Expr right = ParseUnary();
+            // Jinja writes a folded negative constant unparenthesised into Python code, so "-3 ** x"
+            // computes -(3 ** x) when x is not a constant; reproduced for identical output.
+            if (left is ConstantExpr { Value: long or double } c && IsNegative(c.Value) && right is not ConstantExpr)
+                left = new UnaryExpr(left.Position, UnaryOperator.Negate, new BinaryExpr(op.Position, BinaryOperator.Power, new ConstantExpr(c.Position, Magnitude(c.Value)), right));
+            else
+                left = Fold(new BinaryExpr(op.Position, BinaryOperator.Power, left, right));
         }
         return left;
     }
+
+    private static bool IsNegative(object? v) => v is long l ? l < 0 : double.IsNegative((double)v!) && !double.IsNaN((double)v!);
+
+    private static object Magnitude(object? v) => v is long l ? (l == long.MinValue ? (object)-(double)l : -l) : -(double)v!;
+
+    /// <summary>
+    /// Jinja's optimizer: an expression of literals is computed when parsing (bottom up) and kept as a constant
+    /// when its value is a plain one (numbers, strings, None, lists, tuples and dicts of those); one that fails
+    /// or gives something else (Undefined) stays, to be evaluated when rendering.
+    /// </summary>
+    private Expr Fold(Expr e)
+    {
+        if (e is ConstantExpr || !TryConstant(e, out object? value) || !HasSafeRepr(value, 0)) return e;
+        return new ConstantExpr(e.Position, value);
+    }
+
+    // Jinja's as_const: evaluates what needs nothing of a render (it is lazy: "1 if true else x" is constant).
+    private bool TryConstant(Expr e, out object? value)
+    {
+        try
+        {
+            value = e.Evaluate(new Frame(_foldContext, null));
+            return true;
+        }
+        catch (Exception ex) when (ex is NotConstantException or TemplateError)
+        {
+            value = null;
+            return false;
+        }
+    }
+
+    private static bool HasSafeRepr(object? v, int depth) => depth < 100 && v switch
+    {
+        null or bool or long or double or string => true,
+        PyList l => l.Items.All(i => HasSafeRepr(i, depth + 1)),
+        PyDict d => d.Items.All(kv => HasSafeRepr(kv.Key, depth + 1) && HasSafeRepr(kv.Value, depth + 1)),
+        _ => false,
+    };
 
     private Expr ParseUnary(bool withFilter = true)
     {
@@ -500,7 +549,7 @@ internal sealed class Parser
             if (Current.IsOperator("-") || Current.IsOperator("+"))
             {
                 Token op = Next();
-                node = new UnaryExpr(op.Position, op.Value == "-" ? UnaryOperator.Negate : UnaryOperator.Plus, ParseUnary(withFilter: false));
+                node = Fold(new UnaryExpr(op.Position, op.Value == "-" ? UnaryOperator.Negate : UnaryOperator.Plus, ParseUnary(withFilter: false)));
             }
             else
             {
@@ -578,7 +627,7 @@ internal sealed class Parser
                 throw Fail($"Expected an expression, got '{Current.Describe()}'");
             }
         }
-        return new TupleExpr(at, items);
+        return Fold(new TupleExpr(at, items));
     }
 
     private bool IsTupleEnd(string[]? extraEndRules)
@@ -598,7 +647,7 @@ internal sealed class Parser
             items.Add(ParseExpression());
         }
         Expect(TokenKind.Operator, "]");
-        return new ListExpr(at, items);
+        return Fold(new ListExpr(at, items));
     }
 
     private Expr ParseDict()
@@ -614,7 +663,7 @@ internal sealed class Parser
             pairs.Add((key, ParseExpression()));
         }
         Expect(TokenKind.Operator, "}");
-        return new DictExpr(at, pairs);
+        return Fold(new DictExpr(at, pairs));
     }
 
     private Expr ParsePostfix(Expr node)
@@ -644,9 +693,9 @@ internal sealed class Parser
         if (t.Value == ".")
         {
             Token attr = Next();
-            if (attr.Kind == TokenKind.Name) return new AttributeExpr(t.Position, node, attr.Value);
+            if (attr.Kind == TokenKind.Name) return Fold(new AttributeExpr(t.Position, node, attr.Value));
             if (attr.Kind != TokenKind.Integer) throw Fail("expected name or number", attr.Position);
-            return new ItemExpr(t.Position, node, new ConstantExpr(attr.Position, attr.Number));
+            return Fold(new ItemExpr(t.Position, node, new ConstantExpr(attr.Position, attr.Number)));
         }
         var args = new List<Expr>();
         while (!Current.IsOperator("]"))
@@ -655,7 +704,7 @@ internal sealed class Parser
             args.Add(ParseSubscribed());
         }
         Expect(TokenKind.Operator, "]");
-        return new ItemExpr(t.Position, node, args.Count == 1 ? args[0] : new TupleExpr(t.Position, args));
+        return Fold(new ItemExpr(t.Position, node, args.Count == 1 ? args[0] : new TupleExpr(t.Position, args)));
     }
 
     private Expr ParseSubscribed()
