@@ -28,17 +28,17 @@ internal static class Filters
         ["abs"] = Abs,
         ["attr"] = Attr,
         ["batch"] = Batch,
-        ["capitalize"] = (c, v, a) => Unary(a, "capitalize", PyStringMethods.Capitalize(PyText.Str(v))),
+        ["capitalize"] = (c, v, a) => Unary(a, "capitalize", KeepMarkup(v, PyStringMethods.Capitalize(PyText.Str(v)))),
         ["center"] = Center,
         ["count"] = Length,
         ["d"] = Default,
         ["default"] = Default,
         ["dictsort"] = DictSort,
-        ["e"] = (c, v, a) => Unary(a, "escape", Escape(v)),
-        ["escape"] = (c, v, a) => Unary(a, "escape", Escape(v)),
+        ["e"] = (c, v, a) => Unary(a, "escape", PyMarkup.Escape(v)),
+        ["escape"] = (c, v, a) => Unary(a, "escape", PyMarkup.Escape(v)),
         ["first"] = First,
         ["float"] = Float,
-        ["forceescape"] = (c, v, a) => Unary(a, "forceescape", Escape(v)),
+        ["forceescape"] = (c, v, a) => Unary(a, "forceescape", PyMarkup.Escape(PyText.Str(v))),
         ["format"] = Format,
         ["indent"] = Indent,
         ["int"] = Int,
@@ -47,7 +47,7 @@ internal static class Filters
         ["last"] = Last,
         ["length"] = Length,
         ["list"] = (c, v, a) => Unary(a, "list", new PyList([.. PyAccess.Iterate(v)])),
-        ["lower"] = (c, v, a) => Unary(a, "lower", PyText.Str(v).ToLowerInvariant()),
+        ["lower"] = (c, v, a) => Unary(a, "lower", KeepMarkup(v, PyStringMethods.Lower(PyText.Str(v)))),
         ["map"] = Map,
         ["max"] = (c, v, a) => MinOrMax(c, v, a, "max", max: true),
         ["min"] = (c, v, a) => MinOrMax(c, v, a, "min", max: false),
@@ -56,21 +56,24 @@ internal static class Filters
         ["replace"] = Replace,
         ["reverse"] = Reverse,
         ["round"] = Round,
-        ["safe"] = (c, v, a) => Unary(a, "safe", PyText.Str(v)),
+        ["safe"] = (c, v, a) => Unary(a, "safe", v as PyMarkup ?? new PyMarkup(PyText.Str(v))),
         ["select"] = (c, v, a) => SelectOrReject(c, v, a, select: true, attribute: false),
         ["selectattr"] = (c, v, a) => SelectOrReject(c, v, a, select: true, attribute: true),
         ["slice"] = Slice,
         ["sort"] = Sort,
-        ["string"] = (c, v, a) => Unary(a, "string", PyText.Str(v)),
+        ["string"] = (c, v, a) => Unary(a, "string", v as PyMarkup ?? (object)PyText.Str(v)),
         ["sum"] = Sum,
         ["title"] = (c, v, a) => Unary(a, "title", Title(PyText.Str(v))),
         ["tojson"] = ToJson,
         ["trim"] = Trim,
         ["truncate"] = Truncate,
         ["unique"] = Unique,
-        ["upper"] = (c, v, a) => Unary(a, "upper", PyText.Str(v).ToUpperInvariant()),
+        ["upper"] = (c, v, a) => Unary(a, "upper", KeepMarkup(v, PyStringMethods.Upper(PyText.Str(v)))),
         ["wordcount"] = (c, v, a) => Unary(a, "wordcount", WordCount(PyText.Str(v))),
     };
+
+    // Jinja's string filters work on soft_str(value), which leaves Markup as Markup.
+    private static object KeepMarkup(object? input, string result) => input is PyMarkup ? new PyMarkup(result) : result;
 
     private static object? Unary(CallArguments a, string name, object? result)
     {
@@ -130,8 +133,8 @@ internal static class Filters
     private static object? Center(RenderContext c, object? v, CallArguments a)
     {
         object? width = a.Bind("center", 0, "width")[0];
-        PyCallable center = PyStringMethods.Method(PyText.Str(v), "center")!;
-        return center.Invoke(c, new CallArguments([CallArguments.IsMissing(width) ? 80L : width], []));
+        object? center = v is PyMarkup m ? m.Method("center") : PyStringMethods.Method(PyText.Str(v), "center");
+        return ((PyCallable)center!).Invoke(c, new CallArguments([CallArguments.IsMissing(width) ? 80L : width], []));
     }
 
     private static object? Length(RenderContext c, object? v, CallArguments a)
@@ -165,27 +168,6 @@ internal static class Filters
         return new PyList(items);
     }
 
-    /// <summary>markupsafe.escape: &amp; &lt; &gt; " ' become entities (Undefined gives "").</summary>
-    public static string Escape(object? v)
-    {
-        string s = PyText.Str(v);
-        if (s.AsSpan().IndexOfAny("&<>\"'") < 0) return s;
-        var sb = new StringBuilder(s.Length + 16);
-        foreach (char ch in s)
-        {
-            sb.Append(ch switch
-            {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '"' => "&#34;",
-                '\'' => "&#39;",
-                _ => ch.ToString(),
-            });
-        }
-        return sb.ToString();
-    }
-
     private static object? First(RenderContext c, object? v, CallArguments a)
     {
         a.Bind("first", 0);
@@ -211,7 +193,7 @@ internal static class Filters
         {
             Undefined u => throw u.Fail(),
             bool or long or double => PyTypes.AsDouble(v),
-            string s => ParsePythonFloat(s) ?? fallback,
+            string or PyMarkup => ParsePythonFloat(PyText.Str(v)) ?? fallback,
             _ => fallback,
         };
     }
@@ -229,7 +211,8 @@ internal static class Filters
                 if (double.IsNaN(d)) return fallback;
                 if (double.IsInfinity(d) || Math.Abs(d) >= 9.2233720368547758e18) throw TemplateError.Overflow("cannot convert float infinity or a float beyond 64 bits to integer");
                 return (long)Math.Truncate(d);
-            case string s:
+            case string or PyMarkup:
+                string s = PyText.Str(v);
                 if (ParsePythonInt(s, radix) is long parsed) return parsed;
                 if (ParsePythonFloat(s) is double f && !double.IsNaN(f) && !double.IsInfinity(f) && Math.Abs(f) < 9.2233720368547758e18) return (long)Math.Truncate(f);
                 return fallback;
@@ -251,7 +234,7 @@ internal static class Filters
         {
             values = new PyList([.. a.Positional], isTuple: true);
         }
-        return PyPercentFormat.Format(PyText.Str(v), values);
+        return v is PyMarkup m ? new PyMarkup(PyPercentFormat.Format(m.Value, values, escape: true)) : PyPercentFormat.Format(PyText.Str(v), values);
     }
 
     private static object? Indent(RenderContext c, object? v, CallArguments a)
@@ -263,7 +246,7 @@ internal static class Filters
         bool blank = PyTypes.Truthy(CallArguments.Or<object?>(p[2], false));
         if (v is Undefined u) throw u.Fail();
         // do_indent appends "\n" to its input as it is (a quirk for splitlines): only a string works.
-        if (v is not string text) throw TemplateError.Type($"unsupported operand type(s) for +=: '{PyTypes.TypeName(v)}' and 'str'");
+        if (!PyMarkup.TryText(v, out string text)) throw TemplateError.Type($"unsupported operand type(s) for +=: '{PyTypes.TypeName(v)}' and 'str'");
         string s = text + "\n";
         List<object?> lines = ((PyList)PyStringMethods.Method(s, "splitlines")!.Invoke(c, CallArguments.None)!).Items;
         var sb = new StringBuilder();
@@ -282,7 +265,7 @@ internal static class Filters
                 sb.Append(line);
             }
         }
-        return first ? indention + sb : sb.ToString();
+        return KeepMarkup(v, first ? indention + sb : sb.ToString());
     }
 
     private static object? Items(RenderContext c, object? v, CallArguments a)
@@ -412,6 +395,7 @@ internal static class Filters
     {
         a.Bind("reverse", 0);
         if (v is string s) return CodePoints.Slice(s, null, null, -1);
+        if (v is PyMarkup markup) return new PyMarkup(CodePoints.Slice(markup.Value, null, null, -1));
         var items = new List<object?>(PyAccess.ToList(v));
         items.Reverse();
         return v is PyList or PyDict or Undefined or PyDictView ? new PyIterator(items, v is PyDict ? "dict_reversekeyiterator" : "list_reverseiterator") : new PyList(items);
@@ -467,11 +451,8 @@ internal static class Filters
             ? [.. names.Split(',').Select(n => AttributeGetter(n, null))]
             : [AttributeGetter(attribute, null)];
         var items = new List<object?>(PyAccess.Iterate(v));
-        SortBy(items, item =>
-        {
-            if (keys.Count == 1) return IgnoreCase(keys[0](item), caseSensitive);
-            return new PyList([.. keys.Select(k => IgnoreCase(k(item), caseSensitive))]);
-        }, reverse);
+        // The key is always a list (Jinja's make_multi_attrgetter): items whose attribute is missing compare equal.
+        SortBy(items, item => new PyList([.. keys.Select(k => IgnoreCase(k(item), caseSensitive))]), reverse);
         return new PyList(items);
     }
 
@@ -494,7 +475,7 @@ internal static class Filters
         {
             bool separator = ch is '-' or '(' or '{' or '[' or '<' || PyStringMethods.IsSpace(ch);
             if (separator) sb.Append(ch);
-            else sb.Append(wordStart ? char.ToUpperInvariant(ch) : char.ToLowerInvariant(ch));
+            else sb.Append(wordStart ? PyStringMethods.Upper(ch.ToString()) : PyStringMethods.Lower(ch.ToString()));
             wordStart = separator;
         }
         return sb.ToString();
@@ -505,8 +486,8 @@ internal static class Filters
     {
         object? indent = CallArguments.Or<object?>(a.Bind("tojson", 0, "indent")[0], null);
         string json = PyJson.Dumps(v, new PyJsonOptions { SortKeys = true, Indent = JsonIndent(indent) });
-        return json.Replace("<", "\\u003c", StringComparison.Ordinal).Replace(">", "\\u003e", StringComparison.Ordinal)
-            .Replace("&", "\\u0026", StringComparison.Ordinal).Replace("'", "\\u0027", StringComparison.Ordinal);
+        return new PyMarkup(json.Replace("<", "\\u003c", StringComparison.Ordinal).Replace(">", "\\u003e", StringComparison.Ordinal)
+            .Replace("&", "\\u0026", StringComparison.Ordinal).Replace("'", "\\u0027", StringComparison.Ordinal));
     }
 
     /// <summary>json.dumps' indent: an integer is that many spaces, a string itself, None one line.</summary>
@@ -520,6 +501,7 @@ internal static class Filters
     private static object? Trim(RenderContext c, object? v, CallArguments a)
     {
         object? chars = CallArguments.Or<object?>(a.Bind("trim", 0, "chars")[0], null);
+        if (v is PyMarkup m) return ((PyCallable)m.Method("strip")!).Invoke(c, new CallArguments(chars is null ? [] : [chars], []));
         return PyStringMethods.Strip(PyText.Str(v), chars is null ? null : Str(chars, "trim"), left: true, right: true);
     }
 
@@ -533,11 +515,12 @@ internal static class Filters
         if (length < end.Length) throw TemplateError.Value($"expected length >= {end.Length}, got {length}");
         // do_truncate takes len() of its input as it is: a short list or dict comes back unchanged.
         if (PyAccess.Length(v) <= length + leeway) return v;
-        if (v is not string s) throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object has no attribute 'rsplit'");
+        if (!PyMarkup.TryText(v, out string s)) throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object has no attribute 'rsplit'");
         string head = CodePoints.Slice(s, null, length - end.Length, null);
-        if (killWords) return head + end;
+        if (v is PyMarkup) end = PyMarkup.Html(end); // Markup + str escapes the str
+        if (killWords) return KeepMarkup(v, head + end);
         int space = head.LastIndexOf(' ');
-        return (space >= 0 ? head[..space] : head) + end;
+        return KeepMarkup(v, (space >= 0 ? head[..space] : head) + end);
     }
 
     private static object? Unique(RenderContext c, object? v, CallArguments a)

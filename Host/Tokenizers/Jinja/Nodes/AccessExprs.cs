@@ -32,7 +32,7 @@ internal sealed class ItemExpr(SourcePosition position, Expr target, Expr key) :
             {
                 return PyAccess.Slice(obj, start, stop, step);
             }
-            catch (TemplateError) when (frame.Context.FoldingConstants)
+            catch (TemplateError e) when (frame.Context.FoldingConstants && e.Kind == TemplateErrorKind.Type)
             {
                 // Jinja computes a printed expression of literals when compiling, subscripts through its
                 // getitem: there a failing slice is Undefined instead of Python's TypeError.

@@ -7,7 +7,9 @@ namespace PeftHost.Tokenizers.Jinja.Nodes;
 /// <summary>
 /// <c>{% for target in iterable if filter %}...{% else %}...{% endfor %}</c>. Each iteration has its own
 /// scope (a set inside the body is gone at the next iteration, as in Jinja) with <c>loop</c>; the filter
-/// decides which items count, so loop.length and loop.last see only those; else renders when none do.
+/// decides which items count, so loop.length and loop.last see only those. The else block renders when no
+/// iteration ran to its end: none at all, or (as Jinja compiles it) every one left by break or continue
+/// before any ended normally.
 /// </summary>
 internal sealed class ForStmt(SourcePosition position, AssignTarget target, Expr iterable, Expr? filter, IReadOnlyList<Stmt> body, IReadOnlyList<Stmt> otherwise) : Stmt(position)
 {
@@ -42,8 +44,8 @@ internal sealed class ForStmt(SourcePosition position, AssignTarget target, Expr
             }
             items = kept;
         }
-        if (items.Count == 0) return RenderBody(otherwise, frame.Child(_elseUndefined), output);
         var loop = new LoopInfo(items, depth0: 0);
+        bool anyCompleted = false;
         for (int i = 0; i < items.Count; i++)
         {
             loop.Index0 = i;
@@ -51,8 +53,10 @@ internal sealed class ForStmt(SourcePosition position, AssignTarget target, Expr
             At(frame);
             target.Assign(iteration, items[i]);
             iteration.Set("loop", loop);
-            if (RenderBody(body, iteration, output) == Flow.Break) break;
+            Flow flow = RenderBody(body, iteration, output);
+            if (flow == Flow.Normal) anyCompleted = true;
+            else if (flow == Flow.Break) break;
         }
-        return Flow.Normal;
+        return anyCompleted ? Flow.Normal : RenderBody(otherwise, frame.Child(_elseUndefined), output);
     }
 }

@@ -18,6 +18,7 @@ internal static class PyAccess
                 if (method is not null) return method;
                 return dict.TryGet(name, out object? value) ? value : Undefined.ForMember(obj, name);
             case string s: return (object?)PyStringMethods.Method(s, name) ?? Undefined.ForMember(obj, name);
+            case PyMarkup m: return m.Method(name) ?? Undefined.ForMember(obj, name);
             case PyList list: return PyContainerMethods.ListMethod(list, name) ?? Undefined.ForMember(obj, name);
             case Namespace ns: return ns.Attributes.TryGetValue(name, out object? attr) ? attr : Undefined.ForMember(obj, name);
             case LoopInfo loop: return loop.GetAttribute(name);
@@ -40,6 +41,8 @@ internal static class PyAccess
                 return Undefined.ForMember(obj, key);
             case string s when PyTypes.IsInteger(key):
                 return CodePoints.At(s, PyTypes.AsLong(key)) ?? (object)Undefined.ForMember(obj, key);
+            case PyMarkup m when PyTypes.IsInteger(key):
+                return CodePoints.At(m.Value, PyTypes.AsLong(key)) is string ch ? new PyMarkup(ch) : Undefined.ForMember(obj, key);
         }
         // Python's obj[key] failed (TypeError or LookupError): Jinja falls back on the attribute for string keys.
         if (key is string name && obj is not PyDict) return GetAttribute(obj, name);
@@ -58,6 +61,7 @@ internal static class PyAccess
     public static object? Slice(object? obj, object? start, object? stop, object? step)
     {
         if (obj is Undefined u) throw u.Fail();
+        if (obj is PyMarkup markup) return new PyMarkup((string)Slice(markup.Value, start, stop, step)!);
         if (obj is not (string or PyList)) throw TemplateError.Type(obj is PyDict ? "unhashable type: 'slice'" : $"'{PyTypes.TypeName(obj)}' object is not subscriptable");
         if (!TryBound(start, out long? a) || !TryBound(stop, out long? b) || !TryBound(step, out long? c))
             throw TemplateError.Type("slice indices must be integers or None or have an __index__ method");
@@ -88,6 +92,7 @@ internal static class PyAccess
         PyList list => list.Items,
         PyDict dict => dict.Keys,
         string s => CodePoints.Split(s),
+        PyMarkup m => CodePoints.Split(m.Value),
         Undefined => [],
         PyIterator it => it.Drain(),
         PyDictView view => view.Items,
@@ -97,13 +102,14 @@ internal static class PyAccess
     /// <summary>The items of an iterable as a list (the same list for a PyList).</summary>
     public static IReadOnlyList<object?> ToList(object? obj) => obj is PyList list ? list.Items : [.. Iterate(obj)];
 
-    public static bool IsIterable(object? obj) => obj is PyList or PyDict or string or Undefined or PyIterator or PyDictView;
+    public static bool IsIterable(object? obj) => obj is PyList or PyDict or string or PyMarkup or Undefined or PyIterator or PyDictView;
 
     public static long Length(object? obj) => obj switch
     {
         PyList list => list.Count,
         PyDict dict => dict.Count,
         string s => CodePoints.Length(s),
+        PyMarkup m => CodePoints.Length(m.Value),
         Undefined => 0,
         LoopInfo loop => loop.Length,
         PyDictView view => view.Items.Count,
@@ -113,11 +119,12 @@ internal static class PyAccess
     /// <summary>Python's <c>item in container</c>.</summary>
     public static bool Contains(object? container, object? item)
     {
+        if (container is PyMarkup markup) container = markup.Value;
         switch (container)
         {
             case string s:
                 if (item is Undefined u) throw u.Fail();
-                return item is string sub ? s.Contains(sub, StringComparison.Ordinal) : throw TemplateError.Type($"'in <string>' requires string as left operand, not {PyTypes.TypeName(item)}");
+                return PyMarkup.TryText(item, out string sub) ? s.Contains(sub, StringComparison.Ordinal) : throw TemplateError.Type($"'in <string>' requires string as left operand, not {PyTypes.TypeName(item)}");
             case PyDict dict: return dict.ContainsKey(item);
             case PyList or PyIterator or Undefined or PyDictView:
                 foreach (object? x in Iterate(container))

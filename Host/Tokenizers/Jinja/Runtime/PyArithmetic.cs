@@ -11,6 +11,8 @@ internal static class PyArithmetic
     public static object? Add(object? a, object? b)
     {
         FailIfUndefined(a, b);
+        if (a is PyMarkup ma) return PyMarkup.Add(ma, b, markupOnLeft: true);
+        if (b is PyMarkup mb && a is string) return PyMarkup.Add(mb, a, markupOnLeft: false);
         if (PyTypes.IsNumber(a) && PyTypes.IsNumber(b))
         {
             if (PyTypes.IsInteger(a) && PyTypes.IsInteger(b)) return CheckedAdd(PyTypes.AsLong(a), PyTypes.AsLong(b));
@@ -38,6 +40,8 @@ internal static class PyArithmetic
     public static object? Multiply(object? a, object? b)
     {
         FailIfUndefined(a, b);
+        if (a is PyMarkup ma && PyTypes.IsInteger(b)) return new PyMarkup((string)Repeat(ma.Value, PyTypes.AsLong(b)));
+        if (b is PyMarkup mb && PyTypes.IsInteger(a)) return new PyMarkup((string)Repeat(mb.Value, PyTypes.AsLong(a)));
         if (PyTypes.IsNumber(a) && PyTypes.IsNumber(b))
         {
             if (PyTypes.IsInteger(a) && PyTypes.IsInteger(b)) return CheckedMultiply(PyTypes.AsLong(a), PyTypes.AsLong(b));
@@ -79,6 +83,7 @@ internal static class PyArithmetic
     public static object? Modulo(object? a, object? b)
     {
         if (a is string format) return PyPercentFormat.Format(format, b);
+        if (a is PyMarkup markup) return new PyMarkup(PyPercentFormat.Format(markup.Value, b, escape: true));
         FailIfUndefined(a, b);
         if (!PyTypes.IsNumber(a) || !PyTypes.IsNumber(b)) throw Unsupported("%", a, b);
         if (PyTypes.IsInteger(a) && PyTypes.IsInteger(b))

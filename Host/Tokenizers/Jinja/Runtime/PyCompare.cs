@@ -6,6 +6,9 @@ internal static class PyCompare
     /// <summary>Python ==: numbers by value (True == 1 == 1.0), strings by code point, lists and dicts by content.</summary>
     public static bool Equal(object? a, object? b)
     {
+        // Markup is a str: it compares as its text.
+        if (a is PyMarkup ma) a = ma.Value;
+        if (b is PyMarkup mb) b = mb.Value;
         if (ReferenceEquals(a, b)) return true;
         switch (a)
         {
@@ -37,6 +40,8 @@ internal static class PyCompare
     /// <summary>Python's ordering: numbers, strings (by code point), lists with lists and tuples with tuples; otherwise TypeError.</summary>
     public static int Order(object? a, object? b, string op)
     {
+        if (a is PyMarkup ma) a = ma.Value;
+        if (b is PyMarkup mb) b = mb.Value;
         if (a is Undefined ua) throw ua.Fail();
         if (b is Undefined ub) throw ub.Fail();
         if (PyTypes.IsNumber(a) && PyTypes.IsNumber(b))

@@ -46,6 +46,7 @@ internal static class PyJson
             case long l: sb.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: sb.Append(Float(d)); break;
             case string s: WriteString(sb, s, o.EnsureAscii); break;
+            case PyMarkup m: WriteString(sb, m.Value, o.EnsureAscii); break;
             case PyList list:
                 if (list.Count == 0)
                 {
@@ -102,6 +103,7 @@ internal static class PyJson
     private static string Key(object? key) => key switch
     {
         string s => s,
+        PyMarkup m => m.Value,
         null => "null",
         bool b => b ? "true" : "false",
         long l => l.ToString(CultureInfo.InvariantCulture),

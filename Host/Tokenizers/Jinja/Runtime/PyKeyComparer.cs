@@ -36,6 +36,7 @@ internal sealed class PyKeyComparer : IEqualityComparer<object>
             case double d:
                 return d == Math.Floor(d) && Math.Abs(d) < 9.2e18 ? ((long)d).GetHashCode() : d.GetHashCode();
             case string s: return s.GetHashCode(StringComparison.Ordinal);
+            case PyMarkup m: return m.Value.GetHashCode(StringComparison.Ordinal);
             case Undefined: return 0x1B873593;
             case PyList { IsTuple: true } t:
                 var h = new HashCode();

@@ -9,7 +9,8 @@ namespace PeftHost.Tokenizers.Jinja.Runtime;
 /// </summary>
 internal static class PyPercentFormat
 {
-    public static string Format(string format, object? values)
+    /// <summary>Formats; with <paramref name="escape"/> (Markup % values) %s and %r text is HTML-escaped, as markupsafe does.</summary>
+    public static string Format(string format, object? values, bool escape = false)
     {
         if (values is Undefined && format.Contains("%(", StringComparison.Ordinal)) throw ((Undefined)values).Fail();
         IReadOnlyList<object?> args = values is PyList { IsTuple: true } t ? t.Items : [values];
@@ -60,7 +61,9 @@ internal static class PyPercentFormat
                 if (next >= args.Count) throw TemplateError.Type("not enough arguments for format string");
                 arg = args[next++];
             }
-            sb.Append(Pad(Convert(conversion, arg, flags, precision), width, flags));
+            string converted = Convert(conversion, arg, flags, precision);
+            if (escape && conversion is 's' or 'r' or 'a' && !(conversion == 's' && arg is PyMarkup)) converted = PyMarkup.Html(converted);
+            sb.Append(Pad(converted, width, flags));
         }
         if (!mappingLike && next < args.Count) throw TemplateError.Type("not all arguments converted during string formatting");
         return sb.ToString();
@@ -109,7 +112,7 @@ internal static class PyPercentFormat
             case 'G':
                 return Sign(FloatFormat(FloatOf(arg, conversion), conversion, precision < 0 ? 6 : precision, flags.Contains('#', StringComparison.Ordinal)), flags);
             case 'c':
-                if (arg is string ch && CodePoints.Length(ch) == 1) return ch;
+                if (PyMarkup.TryText(arg, out string ch) && CodePoints.Length(ch) == 1) return ch;
                 return char.ConvertFromUtf32(PyTypes.ToInt32(arg, "%c"));
             default:
                 throw TemplateError.Value($"unsupported format character {PyText.Repr(conversion.ToString())}");

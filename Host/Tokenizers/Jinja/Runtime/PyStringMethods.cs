@@ -19,9 +19,9 @@ internal static class PyStringMethods
         "splitlines" => Bind(name, (c, a) => SplitLines(s, PyTypes.Truthy(CallArguments.Or<object?>(a.Bind(name, 0, "keepends")[0], false)))),
         "startswith" => Bind(name, (c, a) => StartsOrEnds(s, a, name, start: true)),
         "endswith" => Bind(name, (c, a) => StartsOrEnds(s, a, name, start: false)),
-        "upper" => Bind(name, (c, a) => NoArgs(a, name, s.ToUpperInvariant())),
-        "lower" => Bind(name, (c, a) => NoArgs(a, name, s.ToLowerInvariant())),
-        "casefold" => Bind(name, (c, a) => NoArgs(a, name, s.ToLowerInvariant())),
+        "upper" => Bind(name, (c, a) => NoArgs(a, name, Upper(s))),
+        "lower" => Bind(name, (c, a) => NoArgs(a, name, Lower(s))),
+        "casefold" => Bind(name, (c, a) => NoArgs(a, name, Lower(s))),
         "title" => Bind(name, (c, a) => NoArgs(a, name, Title(s))),
         "capitalize" => Bind(name, (c, a) => NoArgs(a, name, Capitalize(s))),
         "swapcase" => Bind(name, (c, a) => NoArgs(a, name, SwapCase(s))),
@@ -49,6 +49,33 @@ internal static class PyStringMethods
         "format" or "format_map" => Bind(name, (c, a) => throw TemplateError.Value("str.format is not supported by this template interpreter")),
         _ => null,
     };
+
+    // SpecialCasing.txt's unconditional upper-case expansions (Python applies them; .NET's invariant mapping does not).
+    private static readonly Dictionary<char, string> UpperExpansions = new()
+    {
+        ['ß'] = "SS", ['ŉ'] = "ʼN", ['ǰ'] = "J̌", ['ΐ'] = "Ϊ́", ['ΰ'] = "Ϋ́", ['և'] = "ԵՒ", ['ẖ'] = "H̱", ['ẗ'] = "T̈",
+        ['ẘ'] = "W̊", ['ẙ'] = "Y̊", ['ẚ'] = "Aʾ", ['ﬀ'] = "FF", ['ﬁ'] = "FI", ['ﬂ'] = "FL", ['ﬃ'] = "FFI", ['ﬄ'] = "FFL",
+        ['ﬅ'] = "ST", ['ﬆ'] = "ST", ['ﬓ'] = "ՄՆ", ['ﬔ'] = "ՄԵ", ['ﬕ'] = "ՄԻ", ['ﬖ'] = "ՎՆ", ['ﬗ'] = "ՄԽ",
+    };
+
+    /// <summary>Python's str.upper (with the expansions such as ß to SS).</summary>
+    public static string Upper(string s)
+    {
+        string upper = s.ToUpperInvariant();
+        if (upper.AsSpan().IndexOfAny(UpperExpansionKeys) < 0) return upper;
+        var sb = new StringBuilder(upper.Length + 4);
+        foreach (char c in upper) sb.Append(UpperExpansions.TryGetValue(c, out string? e) ? e : c.ToString());
+        return sb.ToString();
+    }
+
+    private static readonly string UpperExpansionKeys = string.Concat(UpperExpansions.Keys);
+
+    /// <summary>Python's str.lower (İ becomes i with a combining dot, as in SpecialCasing.txt).</summary>
+    public static string Lower(string s)
+    {
+        if (!s.Contains('\u0130', StringComparison.Ordinal)) return s.ToLowerInvariant();
+        return string.Join("i\u0307", s.Split('\u0130').Select(part => part.ToLowerInvariant()));
+    }
 
     /// <summary>Python's str.isspace for one character (.NET's white space plus the separators U+001C..U+001F).</summary>
     public static bool IsSpace(char c) => char.IsWhiteSpace(c) || c is >= '\x1c' and <= '\x1f';
@@ -106,7 +133,7 @@ internal static class PyStringMethods
     }
 
     private static string Str(object? value, string name) =>
-        value as string ?? throw TemplateError.Type($"{name}() argument must be str, not {PyTypes.TypeName(value)}");
+        PyMarkup.TryText(value, out string s) ? s : throw TemplateError.Type($"{name}() argument must be str, not {PyTypes.TypeName(value)}");
 
     private static PyList Split(string s, CallArguments a, string name, bool fromRight)
     {
@@ -201,7 +228,7 @@ internal static class PyStringMethods
         IEnumerable<object?> candidates = p[0] is PyList { IsTuple: true } t ? t.Items : [p[0]];
         foreach (object? candidate in candidates)
         {
-            if (candidate is not string c) throw TemplateError.Type($"{name} first arg must be str or a tuple of str, not {PyTypes.TypeName(candidate)}");
+            if (!PyMarkup.TryText(candidate, out string c)) throw TemplateError.Type($"{name} first arg must be str or a tuple of str, not {PyTypes.TypeName(candidate)}");
             if (start ? text.StartsWith(c, StringComparison.Ordinal) : text.EndsWith(c, StringComparison.Ordinal)) return true;
         }
         return false;
@@ -272,7 +299,7 @@ internal static class PyStringMethods
         int i = 0;
         foreach (object? item in PyAccess.Iterate(iterable))
         {
-            if (item is not string s) throw TemplateError.Type($"sequence item {i}: expected str instance, {PyTypes.TypeName(item)} found");
+            if (!PyMarkup.TryText(item, out string s)) throw TemplateError.Type($"sequence item {i}: expected str instance, {PyTypes.TypeName(item)} found");
             if (i++ > 0) sb.Append(separator);
             sb.Append(s);
         }

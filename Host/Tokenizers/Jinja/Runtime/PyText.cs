@@ -14,6 +14,7 @@ internal static class PyText
     public static string Str(object? value) => value switch
     {
         string s => s,
+        PyMarkup m => m.Value,
         Undefined => "",
         _ => Repr(value),
     };
@@ -36,6 +37,7 @@ internal static class PyText
             case long l: sb.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: sb.Append(FloatRepr(d)); break;
             case string s: sb.Append(StringRepr(s)); break;
+            case PyMarkup m: sb.Append("Markup(").Append(StringRepr(m.Value)).Append(')'); break;
             case Undefined: sb.Append("Undefined"); break;
             case PyList list:
                 sb.Append(list.IsTuple ? '(' : '[');

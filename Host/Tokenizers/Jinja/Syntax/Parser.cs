@@ -787,7 +787,7 @@ internal sealed class Parser
                     ? $"the filter '{name}' is not supported by this template interpreter"
                     : $"No filter named '{name}'.", t.Position);
             }
-            node = new FilterExpr(t.Position, node, name, filter, args);
+            node = node is null ? new FilterExpr(t.Position, node, name, filter, args) : Fold(new FilterExpr(t.Position, node, name, filter, args));
             startInline = false;
         }
         return node;
@@ -812,7 +812,7 @@ internal sealed class Parser
             args = new ArgumentList([ParsePostfix(ParsePrimary())], [], null, null);
         }
         if (!_env.Tests.TryGetValue(name, out TestFunction? test)) throw Fail($"No test named '{name}'.", t.Position);
-        Expr result = new TestExpr(at, node, test, args);
-        return negated ? new UnaryExpr(at, UnaryOperator.Not, result) : result;
+        Expr result = Fold(new TestExpr(at, node, test, args));
+        return negated ? Fold(new UnaryExpr(at, UnaryOperator.Not, result)) : result;
     }
 }
