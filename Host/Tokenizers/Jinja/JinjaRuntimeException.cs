@@ -20,6 +20,8 @@ internal sealed class JinjaRuntimeException(TemplateErrorKind kind, string detai
         TemplateErrorKind.Undefined => "UndefinedError: ",
         TemplateErrorKind.Type => "TypeError: ",
         TemplateErrorKind.Value => "ValueError: ",
+        TemplateErrorKind.Attribute => "AttributeError: ",
+        TemplateErrorKind.FilterArgument => "FilterArgumentError: ",
         TemplateErrorKind.ZeroDivision => "ZeroDivisionError: ",
         TemplateErrorKind.Overflow => "OverflowError: ",
         TemplateErrorKind.Security => "SecurityError: ",

@@ -89,7 +89,6 @@ internal static class Filters
             // (object) keeps an int an int: the arms would otherwise share the type double.
             bool or long => PyTypes.AsLong(v) == long.MinValue ? throw TemplateError.IntegerOverflow() : (object)Math.Abs(PyTypes.AsLong(v)),
             double d => Math.Abs(d),
-            Undefined u => throw u.Fail(),
             _ => throw TemplateError.Type($"bad operand type for abs(): '{PyTypes.TypeName(v)}'"),
         };
     }
@@ -160,9 +159,10 @@ internal static class Filters
         {
             "key" => 0,
             "value" => 1,
-            _ => throw TemplateError.Value("You can only sort by either \"key\" or \"value\""),
+            _ => throw TemplateError.FilterArgument("You can only sort by either \"key\" or \"value\""),
         };
-        if (v is not PyDict dict) throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object has no attribute 'items'");
+        if (v is Undefined u) throw u.Fail();
+        if (v is not PyDict dict) throw TemplateError.Attribute($"'{PyTypes.TypeName(v)}' object has no attribute 'items'");
         List<object?> items = dict.ItemTuples().Items;
         SortBy(items, item => IgnoreCase(((PyList)item!)[position], caseSensitive), reverse);
         return new PyList(items);
@@ -222,7 +222,7 @@ internal static class Filters
 
     private static object? Format(RenderContext c, object? v, CallArguments a)
     {
-        if (a.Positional.Count > 0 && a.Keywords.Count > 0) throw TemplateError.Value("can't handle positional and keyword arguments at the same time");
+        if (a.Positional.Count > 0 && a.Keywords.Count > 0) throw TemplateError.FilterArgument("can't handle positional and keyword arguments at the same time");
         object? values;
         if (a.Keywords.Count > 0)
         {
@@ -246,6 +246,8 @@ internal static class Filters
         bool blank = PyTypes.Truthy(CallArguments.Or<object?>(p[2], false));
         if (v is Undefined u) throw u.Fail();
         // do_indent appends "\n" to its input as it is (a quirk for splitlines): only a string works.
+        // (a list takes the "\n" as one more item, then has no splitlines)
+        if (v is PyList { IsTuple: false }) throw TemplateError.Attribute("'list' object has no attribute 'splitlines'");
         if (!PyMarkup.TryText(v, out string text)) throw TemplateError.Type($"unsupported operand type(s) for +=: '{PyTypes.TypeName(v)}' and 'str'");
         string s = text + "\n";
         List<object?> lines = ((PyList)PyStringMethods.Method(s, "splitlines")!.Invoke(c, CallArguments.None)!).Items;
@@ -308,13 +310,13 @@ internal static class Filters
             {
                 if (k == "attribute") attribute = x;
                 else if (k == "default") fallback = x;
-                else throw TemplateError.Value($"Unexpected keyword argument {PyText.Repr(k)}");
+                else throw TemplateError.FilterArgument($"Unexpected keyword argument {PyText.Repr(k)}");
             }
             f = AttributeGetter(attribute, fallback);
         }
         else
         {
-            if (a.Positional.Count == 0) throw TemplateError.Value("map requires a filter argument");
+            if (a.Positional.Count == 0) throw TemplateError.FilterArgument("map requires a filter argument");
             string name = Str(a.Positional[0], "map");
             FilterFunction filter = LookupFilter(c, name);
             var rest = new CallArguments([.. a.Positional.Skip(1)], a.Keywords);
@@ -356,7 +358,7 @@ internal static class Filters
         Func<object?, object?> transform = x => x;
         if (attribute)
         {
-            if (a.Positional.Count == 0) throw TemplateError.Value("Missing parameter for attribute name");
+            if (a.Positional.Count == 0) throw TemplateError.FilterArgument("Missing parameter for attribute name");
             transform = AttributeGetter(a.Positional[0], null);
             offset = 1;
         }
@@ -395,6 +397,7 @@ internal static class Filters
     {
         a.Bind("reverse", 0);
         if (v is string s) return CodePoints.Slice(s, null, null, -1);
+        if (!PyAccess.IsIterable(v)) throw TemplateError.FilterArgument("argument must be iterable");
         if (v is PyMarkup markup) return new PyMarkup(CodePoints.Slice(markup.Value, null, null, -1));
         var items = new List<object?>(PyAccess.ToList(v));
         items.Reverse();
@@ -406,8 +409,7 @@ internal static class Filters
         object?[] p = a.Bind("round", 0, "precision", "method");
         int precision = CallArguments.IsMissing(p[0]) ? 0 : PyTypes.ToInt32(p[0], "precision");
         string method = CallArguments.Or<object?>(p[1], "common") as string ?? "";
-        if (method is not ("common" or "ceil" or "floor")) throw TemplateError.Value("method must be common, ceil or floor");
-        if (v is Undefined u) throw u.Fail();
+        if (method is not ("common" or "ceil" or "floor")) throw TemplateError.FilterArgument("method must be common, ceil or floor");
         if (PyTypes.IsInteger(v) && method == "common") return PyTypes.AsLong(v);
         if (!PyTypes.IsNumber(v)) throw TemplateError.Type($"type {PyTypes.TypeName(v)} doesn't define __round__ method");
         double x = PyTypes.AsDouble(v);
@@ -515,7 +517,7 @@ internal static class Filters
         if (length < end.Length) throw TemplateError.Value($"expected length >= {end.Length}, got {length}");
         // do_truncate takes len() of its input as it is: a short list or dict comes back unchanged.
         if (PyAccess.Length(v) <= length + leeway) return v;
-        if (!PyMarkup.TryText(v, out string s)) throw TemplateError.Type($"'{PyTypes.TypeName(v)}' object has no attribute 'rsplit'");
+        if (!PyMarkup.TryText(v, out string s)) throw TemplateError.Attribute($"'{PyTypes.TypeName(v)}' object has no attribute 'rsplit'");
         string head = CodePoints.Slice(s, null, length - end.Length, null);
         if (v is PyMarkup) end = PyMarkup.Html(end); // Markup + str escapes the str
         if (killWords) return KeepMarkup(v, head + end);

@@ -123,7 +123,6 @@ internal static class PyAccess
         switch (container)
         {
             case string s:
-                if (item is Undefined u) throw u.Fail();
                 return PyMarkup.TryText(item, out string sub) ? s.Contains(sub, StringComparison.Ordinal) : throw TemplateError.Type($"'in <string>' requires string as left operand, not {PyTypes.TypeName(item)}");
             case PyDict dict: return dict.ContainsKey(item);
             case PyList or PyIterator or Undefined or PyDictView:

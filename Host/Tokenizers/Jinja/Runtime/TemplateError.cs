@@ -12,6 +12,12 @@ internal enum TemplateErrorKind
     /// <summary>Python's ValueError: a value of the right type but not acceptable.</summary>
     Value,
 
+    /// <summary>Python's AttributeError: a method the value does not have (|dictsort of a list).</summary>
+    Attribute,
+
+    /// <summary>Jinja's FilterArgumentError: a filter's arguments do not fit (map without a filter name).</summary>
+    FilterArgument,
+
     /// <summary>Python's ZeroDivisionError.</summary>
     ZeroDivision,
 
@@ -42,6 +48,10 @@ internal sealed class TemplateError(TemplateErrorKind kind, string message) : Ex
     public static TemplateError Type(string message) => new(TemplateErrorKind.Type, message);
 
     public static TemplateError Value(string message) => new(TemplateErrorKind.Value, message);
+
+    public static TemplateError Attribute(string message) => new(TemplateErrorKind.Attribute, message);
+
+    public static TemplateError FilterArgument(string message) => new(TemplateErrorKind.FilterArgument, message);
 
     public static TemplateError Overflow(string message) => new(TemplateErrorKind.Overflow, message);
 

@@ -26,6 +26,8 @@ internal sealed record ReferenceOutcome(string? Output, string? Error, string? M
         TemplateErrorKind.Undefined => "UndefinedError",
         TemplateErrorKind.Type => "TypeError",
         TemplateErrorKind.Value => "ValueError",
+        TemplateErrorKind.Attribute => "AttributeError",
+        TemplateErrorKind.FilterArgument => "FilterArgumentError",
         TemplateErrorKind.ZeroDivision => "ZeroDivisionError",
         TemplateErrorKind.Overflow => "OverflowError",
         TemplateErrorKind.Security => "SecurityError",
