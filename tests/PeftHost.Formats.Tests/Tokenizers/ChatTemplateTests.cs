@@ -162,4 +162,33 @@ public sealed class ChatTemplateTests
         Assert.NotNull(tok.ChatTemplate);
         Assert.Equal("<s>[INST] hi [/INST]", tok.ChatTemplate.Apply([new("user", "hi")], true));
     }
+
+    [Fact]
+    public void A_broken_template_does_not_stop_the_tokenizer_from_loading_and_its_error_names_the_file()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerTestFiles.Write(dir, "tokenizer.json", TokenizerTestFiles.SentencePieceTiny());
+        TokenizerTestFiles.Write(dir, "tokenizer_config.json", System.Text.Json.JsonSerializer.Serialize(new
+        {
+            bos_token = "<s>", eos_token = "</s>", chat_template = "{% for m in messages %}\n{{ m.content }",
+        }));
+        ITextTokenizer tok = TokenizerLoader.FromDirectory(dir);
+        Assert.NotEmpty(tok.Encode("hi", addSpecialTokens: false));
+        Assert.NotNull(tok.ChatTemplate);
+        ChatTemplateException e = Assert.Throws<ChatTemplateException>(() => tok.ChatTemplate.Apply([new("user", "hi")], true));
+        Assert.StartsWith(Path.Combine(dir, "tokenizer_config.json") + " chat_template: syntax error at line 2, column 14:", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_template_sees_the_special_tokens_the_tokenizer_has_and_not_the_others()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerTestFiles.Write(dir, "tokenizer.json", TokenizerTestFiles.SentencePieceTiny());
+        TokenizerTestFiles.Write(dir, "tokenizer_config.json", System.Text.Json.JsonSerializer.Serialize(new
+        {
+            eos_token = "</s>", pad_token = "<unk>", chat_template = "{{ bos_token is defined }}|{{ eos_token }}|{{ pad_token }}|{{ tools }}|{{ add_generation_prompt }}",
+        }));
+        ITextTokenizer tok = TokenizerLoader.FromDirectory(dir);
+        Assert.Equal("False|</s>|<unk>|None|True", tok.ChatTemplate!.Apply([new("user", "hi")], true));
+    }
 }
