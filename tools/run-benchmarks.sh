@@ -9,3 +9,4 @@ pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench models --json               # small Llama forward 4x128 and 32-token generation
 "$pefthost" bench lora --json                 # LoRA unmerged/merged vs base, adapter load, hotswap memory
 "$pefthost" bench vulkan --json               # Vulkan matvec GB/s, prefill and decode tokens/s per type
+"$pefthost" bench chat-template --json        # Jinja chat template: parse, render of a typical chat (Llama 3.1 template)

@@ -14,6 +14,8 @@ internal sealed class AttributeExpr(SourcePosition position, Expr target, string
     }
 
     public override void Analyze(Symbols symbols) => target.Analyze(symbols);
+
+    public override bool MayFold => target.MayFold;
 }
 
 /// <summary><c>obj[key]</c> (the item first, then the attribute) or, with a <see cref="SliceExpr"/> key, <c>obj[a:b:c]</c>.</summary>
@@ -49,6 +51,8 @@ internal sealed class ItemExpr(SourcePosition position, Expr target, Expr key) :
         target.Analyze(symbols);
         key.Analyze(symbols);
     }
+
+    public override bool MayFold => target.MayFold && key.MayFold;
 }
 
 /// <summary>The <c>a:b:c</c> inside brackets; evaluated by the <see cref="ItemExpr"/> that holds it.</summary>
@@ -68,4 +72,6 @@ internal sealed class SliceExpr(SourcePosition position, Expr? start, Expr? stop
         Stop?.Analyze(symbols);
         Step?.Analyze(symbols);
     }
+
+    public override bool MayFold => (Start?.MayFold ?? true) && (Stop?.MayFold ?? true) && (Step?.MayFold ?? true);
 }

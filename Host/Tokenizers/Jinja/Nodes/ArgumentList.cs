@@ -9,6 +9,9 @@ internal sealed class ArgumentList(IReadOnlyList<Expr> positional, IReadOnlyList
 
     public bool IsEmpty => positional.Count == 0 && keywords.Count == 0 && starArgs is null && starKwargs is null;
 
+    public bool MayFold => positional.All(e => e.MayFold) && keywords.All(k => k.Value.MayFold)
+        && (starArgs?.MayFold ?? true) && (starKwargs?.MayFold ?? true);
+
     public void Analyze(Symbols symbols)
     {
         foreach (Expr e in positional) e.Analyze(symbols);

@@ -19,6 +19,8 @@ internal sealed class ListExpr(SourcePosition position, IReadOnlyList<Expr> item
     {
         foreach (Expr item in Items) item.Analyze(symbols);
     }
+
+    public override bool MayFold => Items.All(i => i.MayFold);
 }
 
 /// <summary>A tuple <c>(a, b)</c> or <c>a, b</c>; also an assignment target such as <c>k, v</c>.</summary>
@@ -38,6 +40,8 @@ internal sealed class TupleExpr(SourcePosition position, IReadOnlyList<Expr> ite
     {
         foreach (Expr item in Items) item.Analyze(symbols);
     }
+
+    public override bool MayFold => Items.All(i => i.MayFold);
 }
 
 /// <summary>A dict literal <c>{'a': 1}</c>.</summary>
@@ -64,4 +68,6 @@ internal sealed class DictExpr(SourcePosition position, IReadOnlyList<(Expr Key,
             value.Analyze(symbols);
         }
     }
+
+    public override bool MayFold => pairs.All(p => p.Key.MayFold && p.Value.MayFold);
 }

@@ -38,6 +38,8 @@ internal sealed class CompareExpr(SourcePosition position, Expr first, IReadOnly
         foreach ((_, Expr operand) in rest) operand.Analyze(symbols);
     }
 
+    public override bool MayFold => first.MayFold && rest.All(r => r.Operand.MayFold);
+
     public static bool Holds(CompareOperator op, object? a, object? b) => op switch
     {
         CompareOperator.Equal => PyCompare.Equal(a, b),

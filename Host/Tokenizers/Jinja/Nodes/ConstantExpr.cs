@@ -9,4 +9,6 @@ internal sealed class ConstantExpr(SourcePosition position, object? value) : Exp
     public object? Value { get; } = value;
 
     public override object? Evaluate(Frame frame) => Value;
+
+    public override bool MayFold => true;
 }

@@ -10,6 +10,12 @@ internal abstract class Expr(SourcePosition position)
 
     public abstract object? Evaluate(Frame frame);
 
+    /// <summary>
+    /// Whether Jinja could compute this when compiling (its as_const): no variable, call or context filter is
+    /// reached; inline if, and, or need only their first operand to qualify. The parser then tries to fold it.
+    /// </summary>
+    public virtual bool MayFold => false;
+
     /// <summary>Records the names this expression reads (for <see cref="Symbols"/>).</summary>
     public virtual void Analyze(Symbols symbols)
     {

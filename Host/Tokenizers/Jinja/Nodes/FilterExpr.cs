@@ -29,6 +29,8 @@ internal sealed class FilterExpr(SourcePosition position, Expr? input, string na
         return filter(frame.Context, value, args);
     }
 
+    public override bool MayFold => input is not null && input.MayFold && arguments.MayFold && !Library.Filters.NeedContext.Contains(Name);
+
     public override void Analyze(Symbols symbols)
     {
         input?.Analyze(symbols);

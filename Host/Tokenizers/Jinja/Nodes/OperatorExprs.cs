@@ -41,6 +41,8 @@ internal sealed class BinaryExpr(SourcePosition position, BinaryOperator op, Exp
         left.Analyze(symbols);
         right.Analyze(symbols);
     }
+
+    public override bool MayFold => left.MayFold && right.MayFold;
 }
 
 /// <summary>The unary operators.</summary>
@@ -71,6 +73,8 @@ internal sealed class UnaryExpr(SourcePosition position, UnaryOperator op, Expr 
     }
 
     public override void Analyze(Symbols symbols) => Operand.Analyze(symbols);
+
+    public override bool MayFold => Operand.MayFold;
 }
 
 /// <summary><c>a ~ b ~ c</c>: the str() of each operand joined (Undefined is "").</summary>
@@ -92,6 +96,8 @@ internal sealed class ConcatExpr(SourcePosition position, IReadOnlyList<Expr> pa
     {
         foreach (Expr part in parts) part.Analyze(symbols);
     }
+
+    public override bool MayFold => parts.All(p => p.MayFold);
 }
 
 /// <summary><c>a and b</c> / <c>a or b</c>: Python's short-circuit, giving one of the operands (not a bool).</summary>
@@ -108,6 +114,9 @@ internal sealed class LogicalExpr(SourcePosition position, bool isAnd, Expr left
         left.Analyze(symbols);
         right.Analyze(symbols);
     }
+
+    // Evaluated lazily: a constant first operand may decide alone.
+    public override bool MayFold => left.MayFold;
 }
 
 /// <summary><c>then if test else otherwise</c>; without an else the result is Undefined.</summary>
@@ -127,4 +136,6 @@ internal sealed class ConditionalExpr(SourcePosition position, Expr test, Expr t
         then.Analyze(symbols);
         otherwise?.Analyze(symbols);
     }
+
+    public override bool MayFold => test.MayFold;
 }

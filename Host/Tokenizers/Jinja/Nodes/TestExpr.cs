@@ -15,6 +15,8 @@ internal sealed class TestExpr(SourcePosition position, Expr input, TestFunction
         return test(frame.Context, value, args);
     }
 
+    public override bool MayFold => input.MayFold && arguments.MayFold;
+
     public override void Analyze(Symbols symbols)
     {
         input.Analyze(symbols);

@@ -520,6 +520,9 @@ internal sealed class Parser
     // Jinja's as_const: evaluates what needs nothing of a render (it is lazy: "1 if true else x" is constant).
     private bool TryConstant(Expr e, out object? value)
     {
+        value = null;
+        // Skip what certainly reads a variable (the common case) without raising NotConstantException.
+        if (!e.MayFold) return false;
         try
         {
             value = e.Evaluate(new Frame(_foldContext, null));
@@ -527,7 +530,6 @@ internal sealed class Parser
         }
         catch (Exception ex) when (ex is NotConstantException or TemplateError)
         {
-            value = null;
             return false;
         }
     }
