@@ -29,5 +29,6 @@ bench.Subcommands.Add(BenchModelsCommand.Create());
 bench.Subcommands.Add(BenchVulkanCommand.Create());
 bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
 bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
+bench.Subcommands.Add(BenchChatTemplateCommand.Create());
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

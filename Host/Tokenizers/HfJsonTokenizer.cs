@@ -55,7 +55,7 @@ internal sealed class HfJsonTokenizer : ITextTokenizer
 
         eos.AddRange(config.GenerationEosTokenIds.Where(id => !eos.Contains(id)));
         EosTokenIds = eos;
-        ChatTemplate = config.ChatTemplate is null ? null : ChatTemplate.Recognize(config.ChatTemplate, config.BosToken, config.EosToken);
+        ChatTemplate = config.ChatTemplate is null ? null : ChatTemplate.Deferred(config.ChatTemplate, config.SpecialTokensMap(), config.ChatTemplateOrigin);
     }
 
     public int VocabSize => _idToToken.Count;

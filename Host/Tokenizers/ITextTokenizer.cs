@@ -15,7 +15,7 @@ public interface ITextTokenizer
     /// <summary>Padding id, or null when the tokenizer has none.</summary>
     int? PadTokenId { get; }
 
-    /// <summary>The chat template recognised from tokenizer_config.json, or null when it has none.</summary>
+    /// <summary>The chat template of tokenizer_config.json (or chat_template.jinja), or null when it has none.</summary>
     ChatTemplate? ChatTemplate { get; }
 
     /// <summary>Encodes text; with <paramref name="addSpecialTokens"/> the tokenizer's own special tokens (bos, [CLS]...) are added.</summary>

@@ -35,6 +35,9 @@ public sealed record TokenizerConfig
     /// <summary>The Jinja chat template text, or null.</summary>
     public string? ChatTemplate { get; init; }
 
+    /// <summary>Where <see cref="ChatTemplate"/> was read (the file and key), for error messages; null when there is none.</summary>
+    public string? ChatTemplateOrigin { get; init; }
+
     /// <summary>generation_config.json's eos_token_id (one or several), empty when absent.</summary>
     public IReadOnlyList<int> GenerationEosTokenIds { get; init; } = [];
 
@@ -63,6 +66,7 @@ public sealed record TokenizerConfig
         {
             using JsonDocument doc = JsonFields.Parse(tc);
             var f = new JsonFields(tc, doc.RootElement, "");
+            string? template = ReadChatTemplate(f);
             config = config with
             {
                 BosToken = f.OptionalTokenString("bos_token") ?? config.BosToken,
@@ -73,14 +77,15 @@ public sealed record TokenizerConfig
                 AddEosToken = f.OptionalBoolOrNull("add_eos_token"),
                 DoLowerCase = f.OptionalBool("do_lower_case", true),
                 CleanUpTokenizationSpaces = f.OptionalBool("clean_up_tokenization_spaces", false),
-                ChatTemplate = ReadChatTemplate(f),
+                ChatTemplate = template,
+                ChatTemplateOrigin = template is null ? null : $"{tc} chat_template",
             };
         }
 
         string jinja = Path.Combine(modelDir, "chat_template.jinja");
         if (config.ChatTemplate is null && File.Exists(jinja))
         {
-            config = config with { ChatTemplate = File.ReadAllText(jinja) };
+            config = config with { ChatTemplate = File.ReadAllText(jinja), ChatTemplateOrigin = jinja };
         }
 
         string gc = Path.Combine(modelDir, "generation_config.json");
@@ -100,6 +105,17 @@ public sealed record TokenizerConfig
         }
 
         return config;
+    }
+
+    /// <summary>The special tokens a chat template sees (transformers' special_tokens_map: only the ones set).</summary>
+    public IReadOnlyDictionary<string, string> SpecialTokensMap()
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (BosToken is not null) map["bos_token"] = BosToken;
+        if (EosToken is not null) map["eos_token"] = EosToken;
+        if (UnkToken is not null) map["unk_token"] = UnkToken;
+        if (PadToken is not null) map["pad_token"] = PadToken;
+        return map;
     }
 
     private static string? ReadChatTemplate(JsonFields f)

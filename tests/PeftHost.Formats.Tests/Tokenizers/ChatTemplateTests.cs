@@ -1,3 +1,4 @@
+using PeftHost.Formats.Tests.Support;
 using PeftHost.Tokenizers;
 using Xunit;
 
@@ -55,9 +56,7 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Qwen2_adds_its_default_system_prompt()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Qwen2, null, "<|endoftext|>");
-        Assert.Equal(ChatTemplateFormat.ChatML, t.Format);
-        Assert.Equal("You are a helpful assistant.", t.DefaultSystemPrompt);
+        ChatTemplate t = ChatTemplate.Parse(Qwen2, null, "<|endoftext|>");
         Assert.Equal(
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n Hi there <|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n",
             t.Apply(Conversation, addGenerationPrompt: true));
@@ -69,16 +68,14 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Plain_ChatML_has_no_default_system_prompt()
     {
-        ChatTemplate t = ChatTemplate.Recognize(ChatMl, null, null);
-        Assert.Null(t.DefaultSystemPrompt);
+        ChatTemplate t = ChatTemplate.Parse(ChatMl, null, null);
         Assert.Equal("<|im_start|>user\nHello<|im_end|>\n", t.Apply([new("user", "Hello")], addGenerationPrompt: false));
     }
 
     [Fact]
     public void Llama3_trims_content_and_starts_with_bos()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Llama3, "<|begin_of_text|>", "<|eot_id|>");
-        Assert.Equal(ChatTemplateFormat.Llama3, t.Format);
+        ChatTemplate t = ChatTemplate.Parse(Llama3, "<|begin_of_text|>", "<|eot_id|>");
         Assert.Equal(
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
             t.Apply([new("system", "Be brief. "), new("user", "Hello")], addGenerationPrompt: true));
@@ -87,9 +84,7 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Llama31_always_writes_the_dated_system_header()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Llama31Head, "<|begin_of_text|>", "<|eot_id|>");
-        Assert.Equal(ChatTemplateFormat.Llama31, t.Format);
-        Assert.Equal("26 Jul 2024", t.DateString);
+        ChatTemplate t = ChatTemplate.Parse(Llama31Head, "<|begin_of_text|>", "<|eot_id|>");
         Assert.Equal(
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>",
             t.Apply([new("user", "Hello")], addGenerationPrompt: false));
@@ -99,15 +94,14 @@ public sealed class ChatTemplateTests
     public void Llama32_uses_the_given_date_when_the_template_asks_for_strftime_now()
     {
         string template = Llama31Head.Replace("{%- set date_string = \"26 Jul 2024\" %}", "{%- set date_string = strftime_now(\"%d %b %Y\") %}", StringComparison.Ordinal);
-        ChatTemplate t = ChatTemplate.Recognize(template, "<|begin_of_text|>", "<|eot_id|>");
-        Assert.Contains("Today Date: 05 Mar 2025\n\nSys<|eot_id|>", t.Apply([new("system", "Sys"), new("user", "Hi")], true, new DateOnly(2025, 3, 5)), StringComparison.Ordinal);
+        ChatTemplate t = ChatTemplate.Parse(template, "<|begin_of_text|>", "<|eot_id|>", new FixedClock(new DateTime(2025, 3, 5, 23, 59, 0)));
+        Assert.Contains("Today Date: 05 Mar 2025\n\nSys<|eot_id|>", t.Apply([new("system", "Sys"), new("user", "Hi")], true), StringComparison.Ordinal);
     }
 
     [Fact]
     public void Mistral_wraps_user_turns_and_closes_assistant_turns_with_eos()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Mistral, "<s>", "</s>");
-        Assert.Equal(ChatTemplateFormat.MistralInstruct, t.Format);
+        ChatTemplate t = ChatTemplate.Parse(Mistral, "<s>", "</s>");
         Assert.Equal("<s>[INST] Hello [/INST] Hi there </s>[INST] Who are you? [/INST]", t.Apply(Conversation, addGenerationPrompt: true));
         ChatTemplateException e = Assert.Throws<ChatTemplateException>(() => t.Apply([new("system", "x"), new("user", "y")], true));
         Assert.Contains("system", e.Message, StringComparison.Ordinal);
@@ -116,8 +110,7 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Llama2_puts_the_system_prompt_in_the_first_instruction()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Llama2, "<s>", "</s>");
-        Assert.Equal(ChatTemplateFormat.Llama2, t.Format);
+        ChatTemplate t = ChatTemplate.Parse(Llama2, "<s>", "</s>");
         Assert.Equal(
             "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST] Hi there </s><s>[INST] Who are you? [/INST]",
             t.Apply([new("system", "Be brief."), .. Conversation], addGenerationPrompt: true));
@@ -126,8 +119,7 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Gemma_renames_assistant_to_model_and_refuses_system()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Gemma, "<bos>", "<eos>");
-        Assert.Equal(ChatTemplateFormat.Gemma, t.Format);
+        ChatTemplate t = ChatTemplate.Parse(Gemma, "<bos>", "<eos>");
         Assert.Equal(
             "<bos><start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\nHi there<end_of_turn>\n<start_of_turn>user\nWho are you?<end_of_turn>\n<start_of_turn>model\n",
             t.Apply(Conversation, addGenerationPrompt: true));
@@ -138,15 +130,23 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Roles_must_alternate_where_the_template_says_so()
     {
-        ChatTemplate t = ChatTemplate.Recognize(Gemma, "<bos>", "<eos>");
+        ChatTemplate t = ChatTemplate.Parse(Gemma, "<bos>", "<eos>");
         Assert.Throws<ChatTemplateException>(() => t.Apply([new("user", "a"), new("user", "b")], true));
     }
 
     [Fact]
-    public void Unknown_templates_are_refused()
+    public void Any_template_renders_not_only_the_known_families()
     {
-        ChatTemplateException e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Recognize("{% for m in messages %}### {{ m.content }}{% endfor %}", null, null));
-        Assert.Contains("not recognised", e.Message, StringComparison.Ordinal);
+        ChatTemplate t = ChatTemplate.Parse("{% for m in messages %}### {{ m.role | upper }}: {{ m.content }}\n{% endfor %}", null, null);
+        Assert.Equal("### USER: Hello\n### ASSISTANT:  Hi there \n### USER: Who are you?\n", t.Apply(Conversation, addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void Invalid_templates_are_refused_with_line_and_column()
+    {
+        ChatTemplateException e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse("{% for m in messages %}\n{{ m.content }", null, null));
+        Assert.Equal(2, e.Line);
+        Assert.Contains("line 2, column", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -161,5 +161,34 @@ public sealed class ChatTemplateTests
         ITextTokenizer tok = TokenizerLoader.FromDirectory(dir);
         Assert.NotNull(tok.ChatTemplate);
         Assert.Equal("<s>[INST] hi [/INST]", tok.ChatTemplate.Apply([new("user", "hi")], true));
+    }
+
+    [Fact]
+    public void A_broken_template_does_not_stop_the_tokenizer_from_loading_and_its_error_names_the_file()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerTestFiles.Write(dir, "tokenizer.json", TokenizerTestFiles.SentencePieceTiny());
+        TokenizerTestFiles.Write(dir, "tokenizer_config.json", System.Text.Json.JsonSerializer.Serialize(new
+        {
+            bos_token = "<s>", eos_token = "</s>", chat_template = "{% for m in messages %}\n{{ m.content }",
+        }));
+        ITextTokenizer tok = TokenizerLoader.FromDirectory(dir);
+        Assert.NotEmpty(tok.Encode("hi", addSpecialTokens: false));
+        Assert.NotNull(tok.ChatTemplate);
+        ChatTemplateException e = Assert.Throws<ChatTemplateException>(() => tok.ChatTemplate.Apply([new("user", "hi")], true));
+        Assert.StartsWith(Path.Combine(dir, "tokenizer_config.json") + " chat_template: syntax error at line 2, column 14:", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_template_sees_the_special_tokens_the_tokenizer_has_and_not_the_others()
+    {
+        string dir = TokenizerTestFiles.NewDir();
+        TokenizerTestFiles.Write(dir, "tokenizer.json", TokenizerTestFiles.SentencePieceTiny());
+        TokenizerTestFiles.Write(dir, "tokenizer_config.json", System.Text.Json.JsonSerializer.Serialize(new
+        {
+            eos_token = "</s>", pad_token = "<unk>", chat_template = "{{ bos_token is defined }}|{{ eos_token }}|{{ pad_token }}|{{ tools }}|{{ add_generation_prompt }}",
+        }));
+        ITextTokenizer tok = TokenizerLoader.FromDirectory(dir);
+        Assert.Equal("False|</s>|<unk>|None|True", tok.ChatTemplate!.Apply([new("user", "hi")], true));
     }
 }
