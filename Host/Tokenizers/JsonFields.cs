@@ -20,7 +20,14 @@ internal readonly struct JsonFields(string filePath, JsonElement element, string
 
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(filePath), new JsonDocumentOptions { AllowTrailingCommas = true });
+            byte[] bytes = File.ReadAllBytes(filePath);
+            // JsonDocument checks UTF-8 only when a string is read: refuse a file that is not UTF-8 here.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                throw new TokenizerLoadException(filePath, null, "not valid UTF-8 JSON.");
+            }
+
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {

@@ -1,0 +1,23 @@
+using PeftHost.Tokenizers;
+
+namespace PeftHost.Fuzz.Targets;
+
+/// <summary>tokenizer.json (BPE model, added tokens, normalizer, pre-tokenizer, post-processor, decoder) loaded from a model folder, then used.</summary>
+public sealed class TokenizerJsonTarget : FuzzTarget
+{
+    /// <inheritdoc />
+    public override string Name => "tokenizer-json";
+
+    /// <inheritdoc />
+    public override string Description => "tokenizer.json: model.vocab/merges, added_tokens, normalizer, pre_tokenizer (regexes), post_processor, decoder; encode/decode";
+
+    /// <inheritdoc />
+    protected override void Run(byte[] input)
+    {
+        FuzzScratch.Fresh("tokenizer.json", input);
+        TokenizerUse.Exercise(Name, TokenizerLoader.FromDirectory(FuzzScratch.Folder));
+    }
+
+    /// <inheritdoc />
+    protected override bool IsCleanError(Exception e) => e is TokenizerLoadException;
+}
