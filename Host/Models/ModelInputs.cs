@@ -43,7 +43,8 @@ public sealed class ModelInputs : IDisposable
     public static Arrays ReadArrays(string path)
     {
         JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object."); }
+        // Duplicate keys are refused while parsing (JsonObject would throw ArgumentException when first read).
+        try { json = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object."); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }
         long[,] ids = Matrix(json, "input_ids", path) ?? throw new InvalidDataException($"{path}: no input_ids.");
         long[,]? mask = Matrix(json, "attention_mask", path);

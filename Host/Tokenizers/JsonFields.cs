@@ -95,6 +95,10 @@ internal readonly struct JsonFields(string filePath, JsonElement element, string
         return v.Element.ValueKind == JsonValueKind.Number && v.Element.TryGetInt32(out int i) ? i : throw Error(name, "must be an integer.");
     }
 
+    /// <summary>This element as a 32-bit integer (any other kind, or a fraction, is an error naming the field).</summary>
+    public int AsInt(string what = "must be an integer.") =>
+        Element.ValueKind == JsonValueKind.Number && Element.TryGetInt32(out int i) ? i : throw Error(null, what);
+
     public int OptionalInt(string name, int fallback) => TryGet(name, out _) ? RequiredInt(name) : fallback;
 
     public IEnumerable<JsonFields> Items()

@@ -32,7 +32,8 @@ public sealed class AdapterConfigTarget : FuzzTarget
         JsonObject json;
         try
         {
-            json = JsonNode.Parse(input) as JsonObject ?? throw new InvalidDataException("adapter_config.json: not a JSON object.");
+            // As AdapterFolder reads it: File.ReadAllText (invalid UTF-8 becomes U+FFFD), then JsonNode.Parse.
+            json = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(input), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new InvalidDataException("adapter_config.json: not a JSON object.");
             // JsonNode parses lazily: walk it once so duplicate keys surface here, as they do when the host reads the file.
             _ = json.DeepClone();
         }
@@ -54,10 +55,10 @@ public sealed class AdapterConfigTarget : FuzzTarget
                     throw Inconsistent($"{tuner.PeftType}: a TunerConfigException that names no field: \"{e.Message}\"");
                 continue;
             }
-            JsonObject written = config.ToJson();
-            JsonObject again = tuner.ParseConfig((JsonObject)JsonNode.Parse(written.ToJsonString())!).ToJson();
-            if (!JsonNode.DeepEquals(written, again))
-                throw Inconsistent($"{tuner.PeftType}: the config does not survive its round trip: {written.ToJsonString()} became {again.ToJsonString()}");
+            string written = config.ToJson().ToJsonString();
+            string again = tuner.ParseConfig((JsonObject)JsonNode.Parse(written)!).ToJson().ToJsonString();
+            if (written != again)
+                throw Inconsistent($"{tuner.PeftType}: the config does not survive its round trip: {written} became {again}");
         }
     }
 
