@@ -24,8 +24,9 @@ public sealed class TokenizerConfigTarget : FuzzTarget
 
     // A chat template that is no known format is refused by ChatTemplate with its own documented type.
     /// <inheritdoc />
-    protected override bool IsCleanError(Exception e) => e is TokenizerLoadException or ChatTemplateException;
+    protected override bool IsCleanError(Exception e) => e is TokenizerLoadException or ChatTemplateException or System.Text.RegularExpressions.RegexMatchTimeoutException;
 
     /// <inheritdoc />
-    protected override bool NamesItsSubject(string message) => base.NamesItsSubject(message) || message.Contains("template", StringComparison.OrdinalIgnoreCase);
+    protected override bool NamesItsSubject(string message) =>
+        base.NamesItsSubject(message) || message.Contains("template", StringComparison.OrdinalIgnoreCase) || message.Contains("pattern", StringComparison.Ordinal);
 }

@@ -19,5 +19,9 @@ public sealed class TokenizerJsonTarget : FuzzTarget
     }
 
     /// <inheritdoc />
-    protected override bool IsCleanError(Exception e) => e is TokenizerLoadException;
+    protected override bool IsCleanError(Exception e) => e is TokenizerLoadException or System.Text.RegularExpressions.RegexMatchTimeoutException;
+
+    // A regex timeout names the pattern at fault rather than the file.
+    /// <inheritdoc />
+    protected override bool NamesItsSubject(string message) => base.NamesItsSubject(message) || message.Contains("pattern", StringComparison.Ordinal);
 }
