@@ -72,7 +72,7 @@ public sealed class DiskFullTests
                 AtomicFile.WriteAllBytes(Path.Combine(folder, "data.bin"), Content(version, 5000));
                 break;
             case "copy":
-                string source = Path.Combine(Path.GetTempPath(), $"pefthost-copy-source-{Environment.ProcessId}-{version}.bin");
+                string source = Path.Combine(Path.GetTempPath(), $"pefthost-copy-source-{Guid.NewGuid():N}.bin");
                 File.WriteAllBytes(source, Content(version, 5000));
                 try { AtomicFile.Copy(source, Path.Combine(folder, "data.bin")); }
                 finally { File.Delete(source); }
