@@ -108,6 +108,18 @@ public sealed class FuzzRegressionTests
     }
 
     [Fact]
+    public void A_replace_of_empty_text_is_refused_at_load_rather_than_failing_every_encode()
+    {
+        using var dir = new ScratchDir();
+        dir.Write("tokenizer.json", Encoding.UTF8.GetBytes("""
+            {"normalizer": {"type": "Replace", "pattern": {"String": ""}, "content": "x"},
+             "model": {"type": "BPE", "vocab": {"a": 0, "x": 1}, "merges": []}}
+            """));
+        var e = Assert.Throws<TokenizerLoadException>(() => TokenizerLoader.FromDirectory(dir.Path));
+        Assert.Equal("normalizer.pattern.String", e.Field);
+    }
+
+    [Fact]
     public void A_vocab_txt_repeating_a_token_is_refused_naming_both_lines()
     {
         using var dir = new ScratchDir();

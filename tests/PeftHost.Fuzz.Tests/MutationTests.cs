@@ -35,6 +35,8 @@ public sealed partial class MutationTests
         { "vocab-txt", "bert-tiny.txt", 1000 },
         { "tokenizer-config", "llama.json", 600 },
         { "tokenizer-config", "chatml.json", 400 },
+        { "special-tokens-map", "map.json", 400 },
+        { "generation-config", "ids.json", 400 },
         { "inputs-json", "mask-types.json", 1500 },
     };
 
@@ -66,6 +68,8 @@ public sealed partial class MutationTests
     [InlineData("tokenizer-json")]
     [InlineData("vocab-txt")]
     [InlineData("tokenizer-config")]
+    [InlineData("special-tokens-map")]
+    [InlineData("generation-config")]
     [InlineData("inputs-json")]
     public void Every_seed_is_accepted(string target)
     {

@@ -9,7 +9,9 @@ public static class FuzzTargets
     public static IReadOnlyList<FuzzTarget> All { get; } =
     [
         new SafetensorsTarget(), new SafetensorsIndexTarget(), new GgufTarget(), new ModelConfigTarget(), new AdapterConfigTarget(),
-        new TokenizerJsonTarget(), new VocabTxtTarget(), new TokenizerConfigTarget(), new InputsJsonTarget(),
+        new TokenizerJsonTarget(), new VocabTxtTarget(), new TokenizerConfigTarget(),
+        new TokenizerConfigTarget("special-tokens-map", "special_tokens_map.json"), new TokenizerConfigTarget("generation-config", "generation_config.json"),
+        new InputsJsonTarget(),
     ];
 
     /// <summary>The target of that name.</summary>

@@ -3,22 +3,23 @@ using PeftHost.Tokenizers;
 namespace PeftHost.Fuzz.Targets;
 
 /// <summary>
-/// tokenizer_config.json beside a valid byte-level tokenizer.json: special tokens (strings or AddedToken
-/// objects), add_bos/eos flags, lower-casing, the chat template field; then the tokenizer is used.
+/// One of the configuration files read beside a valid byte-level tokenizer.json (<see cref="TokenizerConfig.Read"/>):
+/// tokenizer_config.json (special tokens as strings or AddedToken objects, add_bos/eos flags, lower-casing, the
+/// chat template field), special_tokens_map.json or generation_config.json (eos_token_id); then the tokenizer is used.
 /// </summary>
-public sealed class TokenizerConfigTarget : FuzzTarget
+public sealed class TokenizerConfigTarget(string name = "tokenizer-config", string file = "tokenizer_config.json") : FuzzTarget
 {
     /// <inheritdoc />
-    public override string Name => "tokenizer-config";
+    public override string Name => name;
 
     /// <inheritdoc />
-    public override string Description => "tokenizer_config.json beside a fixed tokenizer.json: bos/eos/pad/unk tokens, flags, chat_template";
+    public override string Description => $"{file} beside a fixed tokenizer.json: special tokens, flags, chat_template, eos ids";
 
     /// <inheritdoc />
     protected override void Run(byte[] input)
     {
         FuzzScratch.Fresh("tokenizer.json", SeedFiles.ByteLevelTokenizerJson);
-        FuzzScratch.Add("tokenizer_config.json", input);
+        FuzzScratch.Add(file, input);
         TokenizerUse.Exercise(Name, TokenizerLoader.FromDirectory(FuzzScratch.Folder));
     }
 
