@@ -67,7 +67,11 @@ dict_args=()
 # SharpFuzz's fork server is the .NET process itself (no fork of a native binary to check); the
 # GC heap limit turns an unbounded allocation into an OutOfMemoryException, which is a crash.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
-export DOTNET_GCHeapHardLimit=0x40000000 PEFTHOST_FUZZ_SCRATCH=/dev/shm
+# The targets' scratch files live in memory, in a folder of this run's own (removed at the end: AFL++ stops
+# the target process with a signal, so it cannot clean up itself).
+scratch=$(mktemp -d /dev/shm/pefthost-fuzz.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+export DOTNET_GCHeapHardLimit=0x40000000 PEFTHOST_FUZZ_SCRATCH=$scratch
 timeout_ms=${FUZZ_TIMEOUT_MS:-2000}
 max_len=${FUZZ_MAX_LEN:-65536}
 start=$(date +%s)
