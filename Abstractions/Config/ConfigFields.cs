@@ -34,7 +34,7 @@ public sealed class ConfigFields
     {
         JsonNode? node = Take(name);
         if (node is null) return fallback;
-        if (TryNumber(node, out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue) return (int)x;
+        if (TryNumber(node, out double x) && IsInt(x)) return (int)x;
         throw Invalid(name, "an integer", node);
     }
 
@@ -71,11 +71,11 @@ public sealed class ConfigFields
     {
         JsonNode? node = Take(name);
         if (node is null) return null;
-        if (node is JsonValue single && TryNumber(single, out double one) && one == Math.Floor(one)) return [(int)one];
+        if (node is JsonValue single && TryNumber(single, out double one) && IsInt(one)) return [(int)one];
         if (node is not JsonArray array) throw Invalid(name, "an integer or a list of integers", node);
         var list = new List<int>(array.Count);
         foreach (JsonNode? item in array)
-            list.Add(item is not null && TryNumber(item, out double i) && i == Math.Floor(i) ? (int)i : throw Invalid(name, "a list of integers", node));
+            list.Add(item is not null && TryNumber(item, out double i) && IsInt(i) ? (int)i : throw Invalid(name, "a list of integers", node));
         return list;
     }
 
@@ -118,12 +118,16 @@ public sealed class ConfigFields
     }
 
     // A number whether the node was parsed from text (a JsonElement) or built in code (an int, a double...).
+    // Finite only: 1e309 parses as infinity, which JSON cannot hold, so the config could not be saved again.
     private static bool TryNumber(JsonNode node, out double value)
     {
         value = 0;
         return node is JsonValue v && v.GetValueKind() == JsonValueKind.Number &&
-            double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out value);
+            double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out value) &&
+            double.IsFinite(value);
     }
+
+    private static bool IsInt(double x) => x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue;
 
     private JsonNode? Take(string name)
     {

@@ -3,25 +3,39 @@ namespace PeftHost.Formats;
 /// <summary>
 /// Whole-file writes that never leave a half-written file behind: the content goes to a temporary
 /// file in the same folder (same file system, so the rename is atomic), is flushed to disk, then
-/// renamed over the target. On any failure the temporary file is removed and the target is untouched.
+/// renamed over the target. On any failure the temporary file is removed and the target is untouched;
+/// a killed process leaves at most a hidden <c>.NAME.XXXXXXXX.tmp</c> beside it, never a partial target.
 /// </summary>
 public static class AtomicFile
 {
+    // Fault injection for tests (a stream that fails after N bytes, as a full disk does); per async flow,
+    // so tests running in parallel do not see each other's faults.
+    private static readonly AsyncLocal<Func<Stream, Stream>?> TemporaryStreamWrapper = new();
+
     /// <summary>Writes <paramref name="path"/> through <paramref name="write"/>, atomically.</summary>
+    /// <exception cref="AtomicWriteException">An I/O error (a full disk, a missing permission): the message says that the previous file, if any, is unchanged.</exception>
     public static void Write(string path, Action<Stream> write, int bufferSize = 1 << 16)
     {
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(folder);
+        bool existed = File.Exists(full);
         string temp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize))
+            Directory.CreateDirectory(folder);
+            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize))
             {
+                Stream stream = TemporaryStreamWrapper.Value?.Invoke(file) ?? file;
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                stream.Flush();
+                file.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DeleteTemporary(temp, e);
+            throw new AtomicWriteException(full, existed, e);
         }
         catch
         {
@@ -31,12 +45,43 @@ public static class AtomicFile
     }
 
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/>, atomically.</summary>
+    /// <exception cref="AtomicWriteException">An I/O error; the previous file, if any, is unchanged.</exception>
     public static void WriteAllBytes(string path, byte[] bytes) => Write(path, s => s.Write(bytes));
 
     /// <summary>Copies <paramref name="source"/> to <paramref name="destination"/>, atomically.</summary>
+    /// <exception cref="AtomicWriteException">An I/O error; the previous destination, if any, is unchanged.</exception>
     public static void Copy(string source, string destination) => Write(destination, s =>
     {
         using var from = new FileStream(source, FileMode.Open, FileAccess.Read);
         from.CopyTo(s);
     });
+
+    /// <summary>
+    /// Test seam: until the result is disposed, writes started on this async flow go through
+    /// <paramref name="wrap"/>(the temporary file's stream), e.g. a stream that fails as a full disk does.
+    /// </summary>
+    internal static IDisposable WrapTemporaryStreams(Func<Stream, Stream> wrap)
+    {
+        Func<Stream, Stream>? previous = TemporaryStreamWrapper.Value;
+        TemporaryStreamWrapper.Value = wrap;
+        return new Restore(() => TemporaryStreamWrapper.Value = previous);
+    }
+
+    // The first error is the one reported; failing to remove the temporary file is added to it.
+    private static void DeleteTemporary(string temp, Exception cause)
+    {
+        try
+        {
+            File.Delete(temp);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            cause.Data["AtomicFile.TemporaryLeft"] = $"{temp} ({e.Message})";
+        }
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
 }

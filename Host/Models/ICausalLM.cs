@@ -11,6 +11,7 @@ public interface ICausalLM
     ModelConfig Config { get; }
 
     /// <summary>A preallocated cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, in the model's dtype and device.</summary>
+    /// <exception cref="ModelInputException">The batch or the capacity is below 1.</exception>
     KvCache CreateCache(long batch, long capacity);
 
     /// <summary>
@@ -19,17 +20,20 @@ public interface ICausalLM
     /// and values are written at <paramref name="startPosition"/> and earlier positions are read from
     /// it. <paramref name="attentionMask"/> [batch, start + seq] marks padding with 0.
     /// </summary>
+    /// <exception cref="ModelInputException">An id is outside the vocabulary, a shape, dtype or device is wrong, the positions exceed the context, the mask holds other values than 0/1, or the cache does not fit (all checked before libtorch).</exception>
     Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
 
     /// <summary>
     /// The token embeddings [batch, seq, hidden] of <paramref name="inputIds"/> (transformers'
     /// <c>get_input_embeddings()(input_ids)</c>, through a tuner's wrapper where one wraps the embedding).
     /// </summary>
+    /// <exception cref="ModelInputException">An id is outside the vocabulary, or the shape, dtype or device is wrong.</exception>
     Tensor EmbedInputs(Tensor inputIds);
 
     /// <summary>
     /// As <see cref="Forward"/> from input embeddings [batch, seq, hidden] instead of ids
     /// (transformers' <c>inputs_embeds</c>): prompt learning prepends virtual tokens this way.
     /// </summary>
+    /// <exception cref="ModelInputException">The embeddings are not [batch, seq, hidden] of the model's dtype and device, or as for <see cref="Forward"/>.</exception>
     Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
 }

@@ -10,5 +10,6 @@ public interface ISequenceClassifier
     ModelConfig Config { get; }
 
     /// <summary>Logits [batch, num_labels]; <paramref name="attentionMask"/> marks padding with 0, <paramref name="tokenTypeIds"/> default to 0.</summary>
+    /// <exception cref="ModelInputException">An id or token type is out of range, a shape, dtype or device is wrong, the sequence exceeds the context, or the mask holds other values than 0/1 (all checked before libtorch).</exception>
     Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null);
 }

@@ -1,3 +1,4 @@
+using PeftHost.Formats;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models.Bert;
 using PeftHost.Models.Checkpoint;
@@ -13,7 +14,8 @@ namespace PeftHost.Models;
 public static class ModelFactory
 {
     /// <summary>The module for a config's architecture, with random weights.</summary>
-    public static nn.Module Create(ModelConfig config) => config switch
+    /// <exception cref="InvalidDataException">The config is out of range (<see cref="ModelConfigValidator"/>): nothing reaches libtorch.</exception>
+    public static nn.Module Create(ModelConfig config) => Validated(config) switch
     {
         LlamaConfig l => new LlamaForCausalLM(l),
         BertConfig { Architecture: "BertModel" } b => new BertModel(b),
@@ -21,6 +23,12 @@ public static class ModelFactory
         Gpt2Config g => new Gpt2LMHeadModel(g),
         _ => throw new NotSupportedException($"No architecture for {config.GetType().Name}."),
     };
+
+    private static ModelConfig Validated(ModelConfig config)
+    {
+        ModelConfigValidator.Validate(config, $"{config.ModelType} config");
+        return config;
+    }
 
     /// <summary>The base model's prefix in transformers' state dict keys ("model", "bert", "transformer").</summary>
     public static string BasePrefix(ModelConfig config) => config switch
@@ -67,6 +75,6 @@ public static class ModelFactory
         foreach ((string name, var p) in model.named_parameters())
             if (!tied.ContainsKey(name)) tensors.Add(TensorBridge.ToWrite(name, p));
         SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        File.WriteAllText(Path.Combine(folder, "config.json"), config.Raw.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllBytes(Path.Combine(folder, "config.json"), System.Text.Encoding.UTF8.GetBytes(config.Raw.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
     }
 }

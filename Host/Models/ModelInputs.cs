@@ -31,8 +31,20 @@ public sealed class ModelInputs : IDisposable
     /// <exception cref="InvalidDataException">The JSON is malformed, ragged, or the optional arrays do not match input_ids' shape.</exception>
     public static ModelInputs Read(string path)
     {
+        Arrays a = ReadArrays(path);
+        return new ModelInputs(torch.tensor(a.InputIds), a.AttentionMask is null ? null : torch.tensor(a.AttentionMask), a.TokenTypeIds is null ? null : torch.tensor(a.TokenTypeIds));
+    }
+
+    /// <summary>An inputs file's matrices, [batch, seq] each (the optional ones null when absent).</summary>
+    public sealed record Arrays(long[,] InputIds, long[,]? AttentionMask, long[,]? TokenTypeIds);
+
+    /// <summary>Reads and checks an inputs file without making tensors.</summary>
+    /// <exception cref="InvalidDataException">The JSON is malformed, ragged, or the optional arrays do not match input_ids' shape.</exception>
+    public static Arrays ReadArrays(string path)
+    {
         JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object."); }
+        // Duplicate keys are refused while parsing (JsonObject would throw ArgumentException when first read).
+        try { json = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object."); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }
         long[,] ids = Matrix(json, "input_ids", path) ?? throw new InvalidDataException($"{path}: no input_ids.");
         long[,]? mask = Matrix(json, "attention_mask", path);
@@ -40,7 +52,7 @@ public sealed class ModelInputs : IDisposable
         foreach ((string name, long[,]? m) in new[] { ("attention_mask", mask), ("token_type_ids", types) })
             if (m is not null && (m.GetLength(0) != ids.GetLength(0) || m.GetLength(1) != ids.GetLength(1)))
                 throw new InvalidDataException($"{path}: {name} is {m.GetLength(0)}x{m.GetLength(1)} but input_ids is {ids.GetLength(0)}x{ids.GetLength(1)}.");
-        return new ModelInputs(torch.tensor(ids), mask is null ? null : torch.tensor(mask), types is null ? null : torch.tensor(types));
+        return new Arrays(ids, mask, types);
     }
 
     /// <summary>Moves the tensors to a device.</summary>

@@ -4,7 +4,7 @@ namespace PeftHost.Tokenizers;
 internal sealed record AddedToken(int Id, string Content, bool Special, bool LStrip, bool RStrip, bool Normalized, bool SingleWord)
 {
     public static AddedToken Read(JsonFields f) => new(
-        f.RequiredInt("id"),
+        f.RequiredInt("id") is int id && id >= 0 ? id : throw f.Error("id", "must be a non-negative token id."),
         f.RequiredString("content"),
         f.OptionalBool("special", false),
         f.OptionalBool("lstrip", false),

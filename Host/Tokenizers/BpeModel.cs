@@ -56,6 +56,21 @@ internal sealed class BpeModel
             vocab[token] = value;
         }
 
+        // Two tokens with one id cannot be decoded (and the merge table refuses them).
+        var byId = new Dictionary<int, string>();
+        foreach ((string token, int id) in vocab)
+        {
+            if (id < 0)
+            {
+                throw model.Error("vocab", $"token '{token}' has the negative id {id}.");
+            }
+
+            if (!byId.TryAdd(id, token))
+            {
+                throw model.Error("vocab", $"tokens '{byId[id]}' and '{token}' both have id {id}.");
+            }
+        }
+
         if (vocab.Count == 0)
         {
             throw model.Error("vocab", "is empty.");
@@ -92,7 +107,7 @@ internal sealed class BpeModel
                 EndOfWordSuffix = suffix,
             });
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             throw new TokenizerLoadException(model.FilePath, model.Child("merges"), e.Message, e);
         }

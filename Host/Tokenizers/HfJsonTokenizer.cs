@@ -44,6 +44,14 @@ internal sealed class HfJsonTokenizer : ITextTokenizer
 
         _specialIds = added.Where(t => t.Special).Select(t => t.Id).ToHashSet();
         _postProcessor = postProcessor(TokenToId);
+        foreach (int id in _postProcessor.FixedIds)
+        {
+            if (!_idToToken.ContainsKey(id))
+            {
+                throw new TokenizerLoadException(path, "post_processor", $"adds the token id {id}, which is neither in model.vocab nor in added_tokens.");
+            }
+        }
+
         _cleanUpSpaces = config.CleanUpTokenizationSpaces;
         BosTokenId = Lookup(config.BosToken, "bos_token", path);
         PadTokenId = Lookup(config.PadToken, "pad_token", path);

@@ -81,6 +81,11 @@ internal sealed class HfNormalizer
         string content = f.RequiredString("content");
         if (pattern.OptionalString("String") is string literal)
         {
+            if (literal.Length == 0)
+            {
+                throw pattern.Error("String", "is empty: a Replace needs text to find.");
+            }
+
             return s => s.Replace(literal, content, StringComparison.Ordinal);
         }
 

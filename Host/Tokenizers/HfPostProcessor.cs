@@ -43,6 +43,9 @@ internal sealed class HfPostProcessor
         return new HfPostProcessor(Seq(false, 0), [.. Seq(false, 0), .. Seq(true, 1)]);
     }
 
+    /// <summary>The fixed token ids the templates add (each must name a token of the vocabulary).</summary>
+    public IEnumerable<int> FixedIds => _single.Concat(_pair).SelectMany(i => i.Ids ?? []);
+
     public (List<int> Ids, List<int> TypeIds) Apply(IReadOnlyList<int> a, IReadOnlyList<int>? b)
     {
         var ids = new List<int>();
@@ -107,7 +110,7 @@ internal sealed class HfPostProcessor
             throw f.Error(null, "must be [token, id].");
         }
 
-        return items[1].Element.TryGetInt32(out int id) ? id : throw items[1].Error(null, "must be an integer id.");
+        return items[1].AsInt("must be an integer id.");
     }
 
     private static Dictionary<string, int[]> ReadSpecialTokens(JsonFields f, Func<string, int?> tokenToId)
@@ -121,7 +124,7 @@ internal sealed class HfPostProcessor
         foreach ((string name, JsonFields value) in tokens.Properties())
         {
             int[] ids = value.TryGet("ids", out JsonFields list)
-                ? list.Items().Select(i => i.Element.TryGetInt32(out int id) ? id : throw i.Error(null, "must be an integer id.")).ToArray()
+                ? list.Items().Select(i => i.AsInt("must be an integer id.")).ToArray()
                 : [tokenToId(name) ?? throw value.Error(null, $"'{name}' has no ids and is not in the vocabulary.")];
             result[name] = ids;
         }

@@ -20,7 +20,14 @@ internal readonly struct JsonFields(string filePath, JsonElement element, string
 
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(filePath), new JsonDocumentOptions { AllowTrailingCommas = true });
+            byte[] bytes = File.ReadAllBytes(filePath);
+            // JsonDocument checks UTF-8 only when a string is read: refuse a file that is not UTF-8 here.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                throw new TokenizerLoadException(filePath, null, "not valid UTF-8 JSON.");
+            }
+
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {
@@ -87,6 +94,10 @@ internal readonly struct JsonFields(string filePath, JsonElement element, string
         JsonFields v = Required(name);
         return v.Element.ValueKind == JsonValueKind.Number && v.Element.TryGetInt32(out int i) ? i : throw Error(name, "must be an integer.");
     }
+
+    /// <summary>This element as a 32-bit integer (any other kind, or a fraction, is an error naming the field).</summary>
+    public int AsInt(string what = "must be an integer.") =>
+        Element.ValueKind == JsonValueKind.Number && Element.TryGetInt32(out int i) ? i : throw Error(null, what);
 
     public int OptionalInt(string name, int fallback) => TryGet(name, out _) ? RequiredInt(name) : fallback;
 

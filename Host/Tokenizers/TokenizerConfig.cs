@@ -98,7 +98,7 @@ public sealed record TokenizerConfig
                 config = config with
                 {
                     GenerationEosTokenIds = eos.Element.ValueKind == JsonValueKind.Array
-                        ? eos.Items().Select(i => i.Element.TryGetInt32(out int v) ? v : throw i.Error(null, "must be an integer.")).ToArray()
+                        ? eos.Items().Select(i => i.AsInt()).ToArray()
                         : [f.RequiredInt("eos_token_id")],
                 };
             }

@@ -51,6 +51,16 @@ internal sealed class WordPieceTextTokenizer : ITextTokenizer
         }
 
         string[] tokens = lines[..count];
+        // One id per token: a repeated line would make two ids of one token (and Microsoft.ML.Tokenizers refuses it).
+        var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            if (!firstLine.TryAdd(tokens[i], i))
+            {
+                throw new TokenizerLoadException(vocabPath, null, $"line {i + 1} repeats the token '{tokens[i]}' of line {firstLine[tokens[i]] + 1}.");
+            }
+        }
+
         var options = new BertOptions
         {
             LowerCaseBeforeTokenization = config.DoLowerCase,
@@ -69,7 +79,14 @@ internal sealed class WordPieceTextTokenizer : ITextTokenizer
         }
 
         using var stream = new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", tokens) + "\n"));
-        return new WordPieceTextTokenizer(BertTokenizer.Create(stream, options), tokens);
+        try
+        {
+            return new WordPieceTextTokenizer(BertTokenizer.Create(stream, options), tokens);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new TokenizerLoadException(vocabPath, null, $"not a WordPiece vocabulary Microsoft.ML.Tokenizers can load ({e.Message}).", e);
+        }
     }
 
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true) =>

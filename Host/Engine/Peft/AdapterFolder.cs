@@ -53,7 +53,8 @@ public static class AdapterFolder
         JsonObject config;
         try
         {
-            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+            // Duplicate keys are refused while parsing (JsonObject would throw ArgumentException when first read).
+            config = JsonNode.Parse(File.ReadAllText(configPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
                 ?? throw new InvalidDataException($"{configPath}: the config is not a JSON object.");
         }
         catch (JsonException e)

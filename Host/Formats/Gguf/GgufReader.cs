@@ -116,10 +116,12 @@ internal sealed class GgufReader
             try
             {
                 elements = info.ElementCount;
+                // The byte count must fit too (ByteCount itself does not check: it is only read once this passed).
+                _ = checked(elements / (ulong)GgmlTypeTraits.BlockSize(type) * (ulong)GgmlTypeTraits.BlockBytes(type));
             }
             catch (OverflowException)
             {
-                throw Error(name, "the element count overflows 64 bits.");
+                throw Error(name, $"[{string.Join(", ", dims)}] of {GgmlTypeTraits.Name(type)} is more than 2^64 bytes.");
             }
             int block = GgmlTypeTraits.BlockSize(type);
             if (nDims > 0 && dims[0] % (ulong)block != 0)
@@ -134,12 +136,13 @@ internal sealed class GgufReader
         }
 
         long dataOffset = AlignUp(_stream.Position, alignment);
+        ulong dataBytes = (ulong)Math.Max(0, _length - dataOffset);
         foreach (GgufTensorInfo t in tensors)
         {
-            ulong end = t.Offset + t.ByteCount;
-            if (end < t.Offset || (ulong)dataOffset + end > (ulong)_length)
+            // Compared without adding, so that no lying offset can wrap around.
+            if (t.Offset > dataBytes || t.ByteCount > dataBytes - t.Offset)
             {
-                throw Error(t.Name, $"truncated: its data ends at byte {(ulong)dataOffset + end} but the file has {_length} bytes.");
+                throw Error(t.Name, $"truncated: its {t.ByteCount} data bytes at offset {t.Offset} do not fit in the {dataBytes} bytes of the data section ({_length} bytes in the file).");
             }
         }
         return new GgufHeader(version, metadata, tensors, alignment, dataOffset);
@@ -154,11 +157,18 @@ internal sealed class GgufReader
         return (GgufValueType)typeId;
     }
 
-    private GgufValue ReadValue(GgufValueType type, string key)
+    // Arrays of arrays nest by recursion: a hostile file could nest them deep enough to overflow the stack.
+    private const int MaxArrayDepth = 8;
+
+    private GgufValue ReadValue(GgufValueType type, string key, int depth = 0)
     {
         if (type != GgufValueType.Array)
         {
             return GgufValue.FromScalar(type, ReadScalar(type, key));
+        }
+        if (depth >= MaxArrayDepth)
+        {
+            throw Error(null, $"metadata key '{key}' nests arrays more than {MaxArrayDepth} deep.");
         }
         GgufValueType elementType = CheckValueType(_reader.ReadUInt32(), key);
         ulong count = _reader.ReadUInt64();
@@ -166,7 +176,7 @@ internal sealed class GgufReader
         Array array = Array.CreateInstance(GgufValue.ClrType(elementType), (int)count);
         for (int i = 0; i < (int)count; i++)
         {
-            array.SetValue(elementType == GgufValueType.Array ? ReadValue(GgufValueType.Array, key) : ReadScalar(elementType, key), i);
+            array.SetValue(elementType == GgufValueType.Array ? ReadValue(GgufValueType.Array, key, depth + 1) : ReadScalar(elementType, key), i);
         }
         return GgufValue.FromArray(elementType, array);
     }

@@ -88,12 +88,9 @@ public sealed class GgufWriter
     public GgufTensorInfo AddTensor(string name, IReadOnlyList<ulong> dimensions, GgmlType type, ReadOnlySpan<float> values) =>
         AddTensor(name, dimensions, type, GgmlQuantization.Quantize(type, values));
 
-    /// <summary>Writes the file to <paramref name="path"/>.</summary>
-    public void Write(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-        Write(stream);
-    }
+    /// <summary>Writes the file to <paramref name="path"/> atomically (<see cref="AtomicFile"/>): a reader sees the old file or the whole new one.</summary>
+    /// <exception cref="AtomicWriteException">An I/O error; the previous file, if any, is unchanged.</exception>
+    public void Write(string path) => AtomicFile.Write(path, Write, 1 << 20);
 
     /// <summary>Writes the file to <paramref name="stream"/>.</summary>
     public void Write(Stream stream)

@@ -89,7 +89,10 @@ public sealed class SafetensorsCheckpoint : IDisposable
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(index));
+            byte[] bytes = File.ReadAllBytes(index);
+            // JsonDocument checks UTF-8 only when a string is read: refuse a file that is not UTF-8 here.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new InvalidDataException($"Invalid checkpoint index '{index}': not valid UTF-8 JSON.");
+            using JsonDocument doc = JsonDocument.Parse(bytes);
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
                 throw new InvalidDataException($"Invalid checkpoint index '{index}': no weight_map object.");
             foreach (JsonProperty p in map.EnumerateObject())

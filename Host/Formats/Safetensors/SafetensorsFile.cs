@@ -186,6 +186,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     private static (List<SafetensorsTensorInfo>, Dictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> header, long dataLength)
     {
+        // JsonDocument checks UTF-8 only when a string is read: refuse a header that is not UTF-8 here.
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw Invalid(path, "the header is not valid UTF-8 JSON");
         JsonDocument doc;
         try
         {

@@ -28,6 +28,9 @@ public sealed class BertEmbeddings : nn.Module
         register_module("LayerNorm", LayerNorm);
     }
 
+    /// <summary>A weight no tuner wraps (the LayerNorm's): the model's dtype and device.</summary>
+    internal Tensor Reference => LayerNorm.weight!;
+
     /// <summary>[b, s] ids (and token types, default 0) → [b, s, hidden].</summary>
     public Tensor Forward(Tensor inputIds, Tensor? tokenTypeIds)
     {

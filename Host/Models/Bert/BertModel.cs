@@ -31,8 +31,14 @@ public sealed class BertModel : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor inputIds) => Forward(inputIds, null, null).LastHidden;
 
     /// <summary>Last hidden state [b, s, hidden] and pooled output [b, hidden]; the mask [b, s] marks padding with 0.</summary>
+    /// <exception cref="ModelInputException">An input is out of range or of the wrong shape, dtype or device (checked before libtorch).</exception>
     public (Tensor LastHidden, Tensor Pooled) Forward(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds)
     {
+        Device device = embeddings.Reference.device;
+        ModelInputValidator.TokenIds(inputIds, Config.VocabSize, device);
+        ModelInputValidator.Positions(0, inputIds.shape[1], Config.MaxPositions, "inputIds");
+        ModelInputValidator.AttentionMask(attentionMask, inputIds.shape[0], inputIds.shape[1], device);
+        ModelInputValidator.TokenTypes(tokenTypeIds, inputIds.shape[0], inputIds.shape[1], Config.TypeVocabSize, device);
         using var scope = NewDisposeScope();
         Tensor hidden = embeddings.Forward(inputIds, tokenTypeIds);
         Tensor? mask = attentionMask is null ? null

@@ -26,8 +26,10 @@ internal sealed class ConfigJson(JsonObject json, string source)
     public InvalidDataException Invalid(string what) => new($"{Source}: {what}");
 
     // Values parsed from text and values built in code (int, double) both arrive here.
+    // Finite only: 1e309 parses as infinity.
     private static double Number(JsonValue v) =>
-        v.GetValueKind() == System.Text.Json.JsonValueKind.Number ? double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : throw new FormatException();
+        v.GetValueKind() == System.Text.Json.JsonValueKind.Number && double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) is var d && double.IsFinite(d)
+            ? d : throw new FormatException();
 
     private T Convert<T>(string key, Func<T> read, JsonValue v)
     {

@@ -20,13 +20,14 @@ public static class ModelConfigReader
 
     /// <summary>Reads a model folder's config.json (or the file itself).</summary>
     /// <exception cref="NotSupportedException">The model_type or architecture is not one this host builds.</exception>
-    /// <exception cref="InvalidDataException">A field is missing or has the wrong type.</exception>
+    /// <exception cref="InvalidDataException">A field is missing, has the wrong type or is out of range (<see cref="ModelConfigValidator"/>).</exception>
     public static ModelConfig Read(string path)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "config.json") : path;
         if (!File.Exists(file)) throw new FileNotFoundException($"No config.json at '{file}'.", file);
         JsonNode? node;
-        try { node = JsonNode.Parse(File.ReadAllText(file)); }
+        // Duplicate keys are refused while parsing (JsonObject would throw ArgumentException when first read).
+        try { node = JsonNode.Parse(File.ReadAllText(file), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new InvalidDataException($"{file}: not valid JSON ({e.Message}).", e); }
         return Parse(node as JsonObject ?? throw new InvalidDataException($"{file}: not a JSON object."), file);
     }
@@ -38,20 +39,31 @@ public static class ModelConfigReader
         string modelType = c.String("model_type") ?? throw c.Invalid("no model_type field.");
         if (!Architectures.TryGetValue(modelType, out string[]? known))
             throw new NotSupportedException($"{source}: model_type '{modelType}' is not supported (supported: {string.Join(", ", SupportedModelTypes)}).");
-        string architecture = json["architectures"] is JsonArray { Count: > 0 } a ? a[0]!.GetValue<string>() : known[0];
+        string architecture = json["architectures"] switch
+        {
+            null => known[0],
+            JsonArray { Count: 0 } => known[0],
+            JsonArray { Count: > 0 } a when a[0] is JsonValue v && v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+            var other => throw c.Invalid($"field 'architectures' is {other.ToJsonString()}; expected a list of class names."),
+        };
         if (!known.Contains(architecture))
             throw new NotSupportedException($"{source}: architecture '{architecture}' of model_type '{modelType}' is not supported (supported: {string.Join(", ", known)}).");
-        return modelType switch
+        if (json["torch_dtype"] is JsonNode dtype && dtype.GetValueKind() != JsonValueKind.String)
+            throw c.Invalid($"field 'torch_dtype' is {dtype.ToJsonString()}; expected a dtype name such as \"float32\".");
+        ModelConfig config = modelType switch
         {
             "llama" or "mistral" or "qwen2" => Llama(c, modelType, architecture),
             "bert" => Bert(c, architecture),
             _ => Gpt2(c, architecture),
         };
+        ModelConfigValidator.Validate(config, source);
+        return config;
     }
 
     private static LlamaConfig Llama(ConfigJson c, string modelType, string architecture)
     {
         int hidden = c.Int("hidden_size"), heads = c.Int("num_attention_heads");
+        if (heads < 1) throw c.Invalid($"field 'num_attention_heads' is {heads}; expected at least 1.");
         string act = c.String("hidden_act") ?? "silu";
         if (act != "silu") throw new NotSupportedException($"{c.Source}: hidden_act '{act}' is not supported for {modelType} (supported: silu).");
         if (modelType == "qwen2" && c.Bool("use_sliding_window", false))

@@ -13,9 +13,8 @@ public static class TokenGenerator
     /// <summary>Generates up to <see cref="GenerationOptions.MaxNewTokens"/> token ids after <paramref name="prompt"/>, streaming them.</summary>
     public static IEnumerable<long> Generate(ICausalLM model, IReadOnlyList<long> prompt, GenerationOptions options)
     {
-        if (prompt.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(prompt));
+        ModelInputValidator.Generation(prompt, options, model.Config);
         if (options.MaxNewTokens <= 0) yield break;
-        if (options.DoSample && options.Temperature <= 0) throw new ArgumentException("Temperature must be positive when sampling.", nameof(options));
         var module = (nn.Module)model;
         Device device = module.parameters().First().device;
         long capacity = prompt.Count + options.MaxNewTokens;

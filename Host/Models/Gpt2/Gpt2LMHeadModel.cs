@@ -43,20 +43,38 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
     /// <inheritdoc />
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
     {
+        Tensor reference = transformer.Reference;
+        ModelInputValidator.TokenIds(inputIds, _config.VocabSize, reference.device);
+        CheckContext(inputIds.shape[0], inputIds.shape[1], attentionMask, cache, startPosition, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = transformer.Forward(inputIds, attentionMask, cache, startPosition);
         return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
     }
 
     /// <inheritdoc />
-    public Tensor EmbedInputs(Tensor inputIds) => transformer.Wte.forward(inputIds);
+    public Tensor EmbedInputs(Tensor inputIds)
+    {
+        ModelInputValidator.TokenIds(inputIds, _config.VocabSize, transformer.Reference.device);
+        return transformer.Wte.forward(inputIds);
+    }
 
     /// <inheritdoc />
     public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false)
     {
+        Tensor reference = transformer.Reference;
+        ModelInputValidator.Embeddings(inputsEmbeds, _config.HiddenSize, reference.dtype, reference.device);
+        CheckContext(inputsEmbeds.shape[0], inputsEmbeds.shape[1], attentionMask, cache, startPosition, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = transformer.ForwardEmbeddings(inputsEmbeds, attentionMask, cache, startPosition);
         return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
+    }
+
+    // Positions, mask and cache of a forward over [batch, seq] tokens at startPosition, checked before libtorch.
+    private void CheckContext(long batch, long seq, Tensor? attentionMask, KvCache? cache, long startPosition, Tensor reference)
+    {
+        ModelInputValidator.Positions(startPosition, seq, _config.MaxPositions);
+        ModelInputValidator.AttentionMask(attentionMask, batch, startPosition + seq, reference.device);
+        ModelInputValidator.Cache(cache, batch, startPosition, seq, _config.NumLayers, _config.NumHeads, _config.HiddenSize / _config.NumHeads, reference.dtype, reference.device);
     }
 
     private Tensor Head(Tensor hidden, KvCache? cache, long startPosition, bool lastTokenOnly)

@@ -29,6 +29,9 @@ public sealed class Gpt2Model : nn.Module
         register_module("ln_f", ln_f);
     }
 
+    /// <summary>A weight no tuner wraps (the final norm's): the model's dtype and device.</summary>
+    internal Tensor Reference => ln_f.weight!;
+
     /// <summary>The token embedding (what the tied head shares).</summary>
     public nn.Module<Tensor, Tensor> Wte => wte;
 

@@ -13,10 +13,18 @@ public sealed class KvCache : IDisposable
     private readonly Tensor[] _values;
 
     /// <summary>Allocates the cache.</summary>
+    /// <exception cref="ModelInputException">A size is below 1 (nothing is allocated).</exception>
     public KvCache(int layers, long batch, long kvHeads, long capacity, long headDim, ScalarType dtype, Device device)
     {
+        foreach ((string name, long value) in new[] { ("layers", (long)layers), ("batch", batch), ("kvHeads", kvHeads), ("capacity", capacity), ("headDim", headDim) })
+            if (value < 1) throw new ModelInputException(name, $"A KV cache needs {name} of at least 1, not {value}.");
         Capacity = capacity;
         Batch = batch;
+        Layers = layers;
+        KvHeads = kvHeads;
+        HeadDim = headDim;
+        DType = dtype;
+        Device = device;
         _keys = new Tensor[layers];
         _values = new Tensor[layers];
         for (int i = 0; i < layers; i++)
@@ -31,6 +39,24 @@ public sealed class KvCache : IDisposable
 
     /// <summary>Batch size.</summary>
     public long Batch { get; }
+
+    /// <summary>Layers held.</summary>
+    public int Layers { get; }
+
+    /// <summary>Key/value heads per layer.</summary>
+    public long KvHeads { get; }
+
+    /// <summary>Size of one head.</summary>
+    public long HeadDim { get; }
+
+    /// <summary>The keys' and values' dtype.</summary>
+    public ScalarType DType { get; }
+
+    /// <summary>Where the buffers live.</summary>
+    public Device Device { get; }
+
+    /// <summary>Whether <see cref="Dispose"/> ran (the buffers are gone).</summary>
+    public bool IsDisposed { get; private set; }
 
     /// <summary>Positions filled so far (set by the model after each forward).</summary>
     public long Length { get; internal set; }
@@ -59,6 +85,7 @@ public sealed class KvCache : IDisposable
     /// <summary>Frees the buffers.</summary>
     public void Dispose()
     {
+        IsDisposed = true;
         foreach (Tensor t in _keys) t.Dispose();
         foreach (Tensor t in _values) t.Dispose();
     }

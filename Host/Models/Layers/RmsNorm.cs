@@ -10,6 +10,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;
     private readonly double _eps;
 
+    /// <summary>The scale (what the model's dtype and device are read from).</summary>
+    internal Parameter Weight => weight;
+
     /// <summary>A norm over the last dimension of size <paramref name="size"/>.</summary>
     public RmsNorm(long size, double eps) : base(nameof(RmsNorm))
     {

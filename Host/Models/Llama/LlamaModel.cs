@@ -31,6 +31,9 @@ public sealed class LlamaModel : nn.Module
     /// <summary>The input embedding (what a tied head shares).</summary>
     public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
 
+    /// <summary>A weight no tuner wraps (the final norm's): the model's dtype and device.</summary>
+    internal Tensor Reference => norm.Weight;
+
     /// <summary>The RoPE tables.</summary>
     public RotaryEmbedding Rope => _rope;
 

@@ -1,0 +1,127 @@
+using PeftHost.Models.Config;
+using PeftHost.Models.Generation;
+using PeftHost.Models.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Models;
+
+/// <summary>
+/// The checks every public model entry point runs on its inputs before libtorch sees them, so that a bad
+/// input is a <see cref="ModelInputException"/> naming the parameter instead of a native error (or, for an
+/// out-of-range id on some builds, a read outside the embedding table).
+/// </summary>
+public static class ModelInputValidator
+{
+    /// <summary>Token ids: a [batch, seq] int64 or int32 tensor on the model's device, batch and seq at least 1, every id in [0, vocab).</summary>
+    public static void TokenIds(Tensor? ids, int vocabSize, Device modelDevice, string parameter = "inputIds")
+    {
+        if (ids is null) throw new ModelInputException(parameter, $"{parameter} is null; expected [batch, seq] token ids.");
+        if (ids.dtype is not (ScalarType.Int64 or ScalarType.Int32))
+            throw new ModelInputException(parameter, $"{parameter} is {ids.dtype}; expected int64 token ids.");
+        Shape(ids, parameter, "[batch, seq] token ids");
+        SameDevice(ids, modelDevice, parameter);
+        long min, max;
+        using (Tensor lo = ids.min()) min = lo.item<long>();
+        using (Tensor hi = ids.max()) max = hi.item<long>();
+        if (min < 0 || max >= vocabSize)
+        {
+            long bad = min < 0 ? min : max;
+            using Tensor where = ids.eq(bad).nonzero();
+            long[] at = [.. Enumerable.Range(0, (int)where.shape[1]).Select(d => where[0, d].item<long>())];
+            throw new ModelInputException(parameter, $"{parameter}[{string.Join(", ", at)}] is {bad}, outside the vocabulary [0, {vocabSize}) of the model (config vocab_size).");
+        }
+    }
+
+    /// <summary>Input embeddings: [batch, seq, hidden] of the model's dtype and device.</summary>
+    public static void Embeddings(Tensor? embeds, int hiddenSize, ScalarType modelDType, Device modelDevice, string parameter = "inputsEmbeds")
+    {
+        if (embeds is null) throw new ModelInputException(parameter, $"{parameter} is null; expected [batch, seq, hidden] embeddings.");
+        if (embeds.dim() != 3 || embeds.shape[0] < 1 || embeds.shape[1] < 1 || embeds.shape[2] != hiddenSize)
+            throw new ModelInputException(parameter, $"{parameter} has shape [{string.Join(", ", embeds.shape)}]; expected [batch, seq, {hiddenSize}] (batch and seq at least 1).");
+        if (embeds.dtype != modelDType)
+            throw new ModelInputException(parameter, $"{parameter} is {embeds.dtype}; the model's weights are {modelDType}.");
+        SameDevice(embeds, modelDevice, parameter);
+    }
+
+    /// <summary>Positions start .. start + length must fit the model's context (<c>max_position_embeddings</c>).</summary>
+    public static void Positions(long start, long length, int maxPositions, string parameter = "startPosition")
+    {
+        if (start < 0) throw new ModelInputException(parameter, $"{parameter} is {start}; expected 0 or more.");
+        if (start + length > maxPositions)
+            throw new ModelInputException(parameter, $"positions {start} .. {start + length - 1} ({parameter} {start} + {length} tokens) exceed the model's context of {maxPositions} positions (config max_position_embeddings).");
+    }
+
+    /// <summary>An attention mask: [batch, keys] of 0 (padding) and 1 (token), bool, integer or floating, on the model's device.</summary>
+    public static void AttentionMask(Tensor? mask, long batch, long keys, Device modelDevice, string parameter = "attentionMask")
+    {
+        if (mask is null) return;
+        if (mask.dim() != 2 || mask.shape[0] != batch || mask.shape[1] != keys)
+            throw new ModelInputException(parameter, $"{parameter} has shape [{string.Join(", ", mask.shape)}]; expected [{batch}, {keys}] (batch, past + current tokens).");
+        if (mask.dtype is ScalarType.ComplexFloat32 or ScalarType.ComplexFloat64)
+            throw new ModelInputException(parameter, $"{parameter} is {mask.dtype}; expected bool, integer or floating 0/1 values.");
+        SameDevice(mask, modelDevice, parameter);
+        bool other;
+        using (Tensor bad = mask.ne(0).logical_and_(mask.ne(1)).any()) other = bad.item<bool>();
+        if (other) throw new ModelInputException(parameter, $"{parameter} holds values other than 0 and 1 (1 = token, 0 = padding).");
+    }
+
+    /// <summary>Token type ids: [batch, seq] integers in [0, type_vocab_size) on the model's device.</summary>
+    public static void TokenTypes(Tensor? types, long batch, long seq, int typeVocabSize, Device modelDevice, string parameter = "tokenTypeIds")
+    {
+        if (types is null) return;
+        if (types.dtype is not (ScalarType.Int64 or ScalarType.Int32))
+            throw new ModelInputException(parameter, $"{parameter} is {types.dtype}; expected int64 token type ids.");
+        if (types.dim() != 2 || types.shape[0] != batch || types.shape[1] != seq)
+            throw new ModelInputException(parameter, $"{parameter} has shape [{string.Join(", ", types.shape)}]; expected [{batch}, {seq}] like the token ids.");
+        SameDevice(types, modelDevice, parameter);
+        long min, max;
+        using (Tensor lo = types.min()) min = lo.item<long>();
+        using (Tensor hi = types.max()) max = hi.item<long>();
+        if (min < 0 || max >= typeVocabSize)
+            throw new ModelInputException(parameter, $"{parameter} holds {(min < 0 ? min : max)}, outside [0, {typeVocabSize}) (config type_vocab_size).");
+    }
+
+    /// <summary>A KV cache made for this model (layers, heads, head size, dtype, device) with room for positions start .. start + length.</summary>
+    public static void Cache(KvCache? cache, long batch, long start, long length, int layers, long kvHeads, long headDim, ScalarType dtype, Device device, string parameter = "cache")
+    {
+        if (cache is null) return;
+        if (cache.IsDisposed) throw new ModelInputException(parameter, $"{parameter} has been disposed.");
+        if (cache.Layers != layers || cache.KvHeads != kvHeads || cache.HeadDim != headDim)
+            throw new ModelInputException(parameter, $"{parameter} holds {cache.Layers} layers of {cache.KvHeads} heads x {cache.HeadDim}; this model needs {layers} layers of {kvHeads} heads x {headDim} (create it with the model's CreateCache).");
+        if (cache.DType != dtype || cache.Device.type != device.type || cache.Device.index != device.index)
+            throw new ModelInputException(parameter, $"{parameter} is {cache.DType} on {cache.Device}; the model runs {dtype} on {device}.");
+        if (cache.Batch != batch)
+            throw new ModelInputException(parameter, $"{parameter} was made for batch {cache.Batch}; the input has batch {batch}.");
+        if (start + length > cache.Capacity)
+            throw new ModelInputException(parameter, $"{parameter} holds {cache.Capacity} positions; writing {length} at position {start} would overflow it (create a larger cache).");
+    }
+
+    /// <summary>Generation settings and the prompt: ids in [0, vocab), sampling settings in range.</summary>
+    public static void Generation(IReadOnlyList<long>? prompt, GenerationOptions? options, ModelConfig config)
+    {
+        if (prompt is null || prompt.Count == 0) throw new ModelInputException(nameof(prompt), "The prompt is empty.");
+        if (options is null) throw new ModelInputException(nameof(options), "options is null.");
+        for (int i = 0; i < prompt.Count; i++)
+            if (prompt[i] < 0 || prompt[i] >= config.VocabSize)
+                throw new ModelInputException(nameof(prompt), $"prompt[{i}] is {prompt[i]}, outside the vocabulary [0, {config.VocabSize}) of the model (config vocab_size).");
+        if (options.DoSample && !(options.Temperature > 0 && double.IsFinite(options.Temperature)))
+            throw new ModelInputException(nameof(options), $"temperature is {options.Temperature}; sampling needs a positive, finite temperature.");
+        if (options.TopK < 0) throw new ModelInputException(nameof(options), $"top_k is {options.TopK}; expected 0 (off) or more.");
+        if (!(options.TopP >= 0 && options.TopP <= 1)) throw new ModelInputException(nameof(options), $"top_p is {options.TopP}; expected a probability in [0, 1].");
+        if (!(options.RepetitionPenalty > 0 && double.IsFinite(options.RepetitionPenalty)))
+            throw new ModelInputException(nameof(options), $"repetition_penalty is {options.RepetitionPenalty}; expected a positive, finite number (1 = off).");
+    }
+
+    private static void Shape(Tensor t, string parameter, string expected)
+    {
+        if (t.dim() != 2 || t.shape[0] < 1 || t.shape[1] < 1)
+            throw new ModelInputException(parameter, $"{parameter} has shape [{string.Join(", ", t.shape)}]; expected {expected} (batch and seq at least 1).");
+    }
+
+    private static void SameDevice(Tensor t, Device device, string parameter)
+    {
+        if (t.device_type != device.type || (device.type != DeviceType.CPU && t.device_index != device.index))
+            throw new ModelInputException(parameter, $"{parameter} is on {t.device}; the model is on {device}.");
+    }
+}
