@@ -91,7 +91,7 @@ internal sealed class HfNormalizer
 
         if (pattern.OptionalString("Regex") is string regex)
         {
-            var r = new Regex(regex, RegexOptions.CultureInvariant);
+            Regex r = TokenizerRegex.Create(pattern, regex);
             return s => r.Replace(s, content.Replace("$", "$$", StringComparison.Ordinal));
         }
 

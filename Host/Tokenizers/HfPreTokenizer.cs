@@ -97,7 +97,7 @@ internal sealed partial class HfPreTokenizer
     {
         JsonFields pattern = f.Required("pattern");
         Regex regex = pattern.OptionalString("Regex") is string r
-            ? CreateRegex(pattern, r)
+            ? TokenizerRegex.Create(pattern, r)
             : pattern.OptionalString("String") is string literal
                 ? new Regex(Regex.Escape(literal), RegexOptions.CultureInvariant)
                 : throw pattern.Error(null, "must have 'String' or 'Regex'.");
@@ -143,18 +143,6 @@ internal sealed partial class HfPreTokenizer
 
             return result;
         });
-    }
-
-    private static Regex CreateRegex(JsonFields pattern, string regex)
-    {
-        try
-        {
-            return new Regex(regex, RegexOptions.CultureInvariant);
-        }
-        catch (ArgumentException e)
-        {
-            throw new TokenizerLoadException(pattern.FilePath, pattern.Child("Regex"), $"the regular expression is not supported by .NET ({e.Message}).", e);
-        }
     }
 
     private enum SplitBehavior

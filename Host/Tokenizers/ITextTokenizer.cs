@@ -22,6 +22,7 @@ public interface ITextTokenizer
     /// <param name="text">The text.</param>
     /// <param name="addSpecialTokens">Whether to add the post-processor's special tokens.</param>
     /// <returns>The token ids.</returns>
+    /// <exception cref="System.Text.RegularExpressions.RegexMatchTimeoutException">A regular expression of the tokenizer file backtracked for more than a second on this text (a hostile or broken pattern).</exception>
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true);
 
     /// <summary>Encodes a sentence pair with type ids (0 for the first sentence, 1 for the second where the template says so).</summary>

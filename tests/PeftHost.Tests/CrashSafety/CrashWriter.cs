@@ -60,7 +60,7 @@ internal static class CrashWriter
                     AdapterFolder.Write(folder, state, prefixKeys: true);
                 break;
             case "merged":
-                MergedModelWriter.Merge(Conformance.Case("base_llama"), [LogitsRunner.AdapterSpec.Parse(Path.Combine(Conformance.Case("lora_qv"), "adapter"), 0)],
+                MergedModelWriter.Merge(Conformance.Case("base_llama"), [AdapterSpec.FromFolder(Path.Combine(Conformance.Case("lora_qv"), "adapter"))],
                     folder, PluginDirs.Installed, version == 1 ? ScalarType.Float32 : ScalarType.Float16, force: true);
                 break;
             default:
