@@ -462,6 +462,17 @@ def make_codec(out_root):
                                                                "values changed by the float16 cast")
     cases["int8_random"] = codec_int8_case(out, "int8_random", torch.randn(24, 40, generator=gen) * 0.05,
                                            "[24, 40] normal(0, 0.05)")
+    # torch's float32 sum (absmax.mean() = sum / n) on one thread, for sizes that take each of its paths.
+    sums = {}
+    for n in (3, 7, 8, 33, 100, 1000, 40000):
+        x = torch.rand(n, generator=gen) * 0.05 + 0.001
+        sums[f"x_{n}"] = x
+        sums[f"sum_{n}"] = x.sum().reshape(1)
+        sums[f"mean_{n}"] = x.mean().reshape(1)
+    save_file(sums, os.path.join(out, "torch_sums.safetensors"))
+    cases["torch_sums"] = {"file": "torch_sums.safetensors",
+                           "why": "x_<n> uniform in [0.001, 0.051), sum_<n> = x.sum(), mean_<n> = x.mean() (float32, "
+                                  "one thread): the order torch adds in, which the double-quantization offset needs"}
     meta = {"versions": versions(), "generator": "tools/bnb-reference/make_cases.py",
             "notes": ["4-bit files hold the tensors QuantState.as_dict(packed=True) gives (absmax, quant_map, "
                       "nested_absmax, nested_quant_map, quant_state.bitsandbytes__<type>) under their short names, "
