@@ -166,7 +166,7 @@ public sealed class Linear4bit : QuantizedLinear
     {
         using var scope = NewDisposeScope();
         long n = InFeatures * OutFeatures;
-        Tensor pairs = SharedTables.BytePairs(QuantType, weight.device).index_select(0, weight.to(ScalarType.Int32));
+        Tensor pairs = torch.view_as_real(SharedTables.BytePairs(QuantType, weight.device).index_select(0, weight.to(ScalarType.Int32)));
         Tensor values = pairs.view(-1);
         if (values.shape[0] != n) values = values.narrow(0, 0, n);
         Tensor w = ScaleBlocks(values, BlockScales(), BlockSize).view(OutFeatures, InFeatures);
