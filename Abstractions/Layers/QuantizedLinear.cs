@@ -13,9 +13,10 @@ namespace PeftHost.Abstractions.Layers;
 /// quantized base: dequantize, add the delta, requantize, as PEFT does with bitsandbytes layers).
 /// </summary>
 /// <remarks>
-/// The quantized state lives in buffers; the bias, when there is one, is an ordinary parameter. Converting
-/// the module to another dtype (<c>to(dtype)</c>) converts only the bias: the quantized weight and its float32
-/// scales keep their types.
+/// Implementations keep the quantized state in buffers and the bias, when there is one, as an ordinary
+/// parameter, and convert only the bias when the module is converted to another dtype (<c>to(dtype)</c>):
+/// the quantized weight and its float32 scales keep their types (PeftHost's <c>Linear4bit</c> and
+/// <c>Linear8bit</c> do so).
 /// </remarks>
 public abstract class QuantizedLinear : nn.Module<Tensor, Tensor>
 {

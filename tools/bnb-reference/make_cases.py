@@ -38,11 +38,16 @@ Which bitsandbytes
       * NF4: the CUDA thresholds equal the default backend's float32 midpoints bit for bit and both send a
         value equal to a midpoint to the lower code; they differ only on an all-zero block (CUDA computes
         0 * (1/0) = NaN and writes code 0 (-1.0); the default backend writes the code of 0.0). Both decode to 0.
+        (Both 4-bit types: CUDA scales a last partial block by the reciprocal of its absmax, the default backend
+        divides; an ulp apart.)
       * FP4: CUDA compares |x| with decimal thresholds (up to 14 ulp from the float32 midpoints) and sends a
         tie to the smaller magnitude; the default backend bucketizes x on the sorted table, so a negative tie
         goes to the larger magnitude. FP4 has two zero codes (0b0000 and 0b1000, both +0.0 in the table):
         CUDA picks by the sign of x, the default backend by torch.argsort's (stable) order of the two equal
         entries, which gives 0b0000 to (-0.0026, 0] and 0b1000 to (0, 0.0026]. Both decode to 0.
+      * 8-bit blockwise (the nested absmax): CUDA's dQuantize binary search sends a value on a midpoint up or
+        down depending on its search path (the default backend always down), and CUDA scales a last partial
+        block by the reciprocal of its absmax where the default backend divides (an ulp apart at most).
     The 8-bit dynamic map comes from torch.linspace, whose last bits depend on the CPU kernel (this machine:
     AVX2, 8 lanes, fused multiply-add); the map is saved in every double-quantized checkpoint
     (nested_quant_map), so readers decode with the map the writer used.

@@ -50,9 +50,6 @@ public sealed class BitsAndBytesConfig
     /// <summary><c>llm_int8_threshold</c>: kept for round trips; not applied (see the class remarks).</summary>
     public double Int8Threshold { get; init; } = 6.0;
 
-    /// <summary>4-bit or 8-bit, as the config says.</summary>
-    public bool IsFourBit => LoadIn4Bit;
-
     /// <summary>A short description: "nf4 + double quant, compute float32", "int8".</summary>
     public override string ToString() => LoadIn8Bit
         ? "int8 (weight-only)"
