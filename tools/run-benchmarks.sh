@@ -8,6 +8,7 @@ pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench reload --count 100 --json   # plugin hot reload: latency, leaked load contexts, RSS growth
 "$pefthost" bench models --json               # small Llama forward 4x128 and 32-token generation
 "$pefthost" bench lora --json                 # LoRA unmerged/merged vs base, adapter load, hotswap memory
+"$pefthost" bench qlora --json                # 4-bit base: bits per weight, base memory, NF4 logits error and forward time vs float32
 "$pefthost" bench vulkan --json               # Vulkan matvec GB/s, prefill and decode tokens/s per type
 "$pefthost" bench generate --json             # prefill/decode tokens/s: torch f32/bf16, llama f16/q8_0/q4_0 (vs bare LLamaSharp), vulkan f16/q4_0, each +/- LoRA
 "$pefthost" bench chat-template --json        # Jinja chat template: parse, render of a typical chat (Llama 3.1 template)

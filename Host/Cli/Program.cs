@@ -30,5 +30,6 @@ bench.Subcommands.Add(BenchVulkanCommand.Create());
 bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
 bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 bench.Subcommands.Add(BenchChatTemplateCommand.Create());
+bench.Subcommands.Add(BenchQloraCommand.Create());
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

@@ -1,10 +1,13 @@
 using PeftHost.Formats;
+using PeftHost.Abstractions.Layers;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models.Bert;
 using PeftHost.Models.Checkpoint;
 using PeftHost.Models.Config;
 using PeftHost.Models.Gpt2;
 using PeftHost.Models.Llama;
+using PeftHost.Models.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,17 +44,49 @@ public static class ModelFactory
 
     /// <summary>
     /// Loads a model folder: config.json and model.safetensors (or a sharded index), in
-    /// <paramref name="dtype"/> on <paramref name="device"/>, in eval mode.
+    /// <paramref name="dtype"/> on <paramref name="device"/>, in eval mode. A folder saved with
+    /// bitsandbytes (config.json's quantization_config) loads with its quantized layers.
     /// </summary>
-    public static (ModelConfig Config, nn.Module Model) Load(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    public static (ModelConfig Config, nn.Module Model) Load(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null) =>
+        Load(folder, dtype, device, quantization: null);
+
+    /// <summary>
+    /// As <see cref="Load(string, ScalarType, Device?)"/>, quantizing with <paramref name="quantization"/>
+    /// (transformers' <c>from_pretrained(quantization_config=...)</c>): the Linear layers it selects become
+    /// <see cref="Linear4bit"/> or <see cref="Linear8bit"/>, quantized from the checkpoint's weights in
+    /// <paramref name="dtype"/>. A folder already saved quantized loads as stored; a requested config must then
+    /// ask for the same quantization (its compute dtype is used).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint does not fit the model or the quantization; the message names the tensor or field.</exception>
+    public static (ModelConfig Config, nn.Module Model) Load(string folder, ScalarType dtype, Device? device, BitsAndBytesConfig? quantization)
     {
         ModelConfig config = ModelConfigReader.Read(folder);
+        string configPath = Path.Combine(folder, "config.json");
+        BitsAndBytesConfig? stored = BitsAndBytesCheckpoint.ReadConfig(config, configPath);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
-        nn.Module model = Create(config);
+        nn.Module model;
+        if (stored is null && quantization is null)
+        {
+            model = Create(config);
+            try
+            {
+                if (dtype != ScalarType.Float32) model.to(dtype);
+                CheckpointLoader.Load(model, checkpoint, BasePrefix(config));
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+        else
+        {
+            quantization?.Validate("the requested quantization");
+            BitsAndBytesConfig use = stored is null ? quantization! : StoredWithCompute(stored, quantization, configPath);
+            model = BitsAndBytesCheckpoint.Load(config, checkpoint, use, preQuantized: stored is not null, dtype);
+        }
         try
         {
-            if (dtype != ScalarType.Float32) model.to(dtype);
-            CheckpointLoader.Load(model, checkpoint, BasePrefix(config));
             if (device is not null && device.type != DeviceType.CPU) model.to(device);
             model.eval();
             return (config, model);
@@ -63,12 +98,33 @@ public static class ModelFactory
         }
     }
 
+    private static BitsAndBytesConfig StoredWithCompute(BitsAndBytesConfig stored, BitsAndBytesConfig? requested, string configPath)
+    {
+        if (requested is null) return stored;
+        if (requested.LoadIn4Bit != stored.LoadIn4Bit || (stored.LoadIn4Bit && (requested.QuantType != stored.QuantType || requested.UseDoubleQuant != stored.UseDoubleQuant)))
+            throw new InvalidDataException($"{configPath}: the folder is already quantized ({stored}); it cannot load as {requested}.");
+        return new BitsAndBytesConfig
+        {
+            LoadIn4Bit = stored.LoadIn4Bit, LoadIn8Bit = stored.LoadIn8Bit, QuantType = stored.QuantType, UseDoubleQuant = stored.UseDoubleQuant,
+            SkipModules = stored.SkipModules, Int8Threshold = stored.Int8Threshold, ComputeDType = requested.ComputeDType,
+        };
+    }
+
     /// <summary>
     /// Writes a model folder as transformers' <c>save_pretrained</c> does: config.json and
-    /// model.safetensors (a tied weight is saved once, under the embedding's name).
+    /// model.safetensors (a tied weight is saved once, under the embedding's name). A model with
+    /// quantized layers is written in bitsandbytes' layout (<see cref="BitsAndBytesCheckpoint.Save"/>).
     /// </summary>
     public static void Save(nn.Module model, ModelConfig config, string folder)
     {
+        if (model.modules().Any(m => m is QuantizedLinear))
+        {
+            string source = "the model config";
+            BitsAndBytesConfig quantization = BitsAndBytesCheckpoint.ReadConfig(config, source)
+                ?? throw new InvalidOperationException("The model has quantized layers but its config records no quantization_config.");
+            BitsAndBytesCheckpoint.Save(model, config, quantization, folder);
+            return;
+        }
         Directory.CreateDirectory(folder);
         IReadOnlyDictionary<string, string> tied = (model as ITiedWeights)?.TiedParameters ?? new Dictionary<string, string>();
         var tensors = new List<SafetensorsWriteTensor>();

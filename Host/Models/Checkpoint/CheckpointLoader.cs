@@ -20,10 +20,11 @@ public static partial class CheckpointLoader
     /// <summary>
     /// Loads <paramref name="checkpoint"/> into <paramref name="model"/>. <paramref name="basePrefix"/>
     /// (e.g. "model", "bert", "transformer") lets a checkpoint saved with or without the base model's
-    /// prefix load into the other form, as transformers does.
+    /// prefix load into the other form, as transformers does. Keys in <paramref name="handledKeys"/>
+    /// were read by the caller (a quantized layer's packed weight and its scales) and are passed over.
     /// </summary>
     /// <exception cref="InvalidDataException">Tensors are missing, unexpected or of another shape.</exception>
-    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, string? basePrefix = null)
+    public static void Load(nn.Module model, SafetensorsCheckpoint checkpoint, string? basePrefix = null, IReadOnlySet<string>? handledKeys = null)
     {
         var parameters = new Dictionary<string, Parameter>(StringComparer.Ordinal);
         foreach ((string name, Parameter p) in model.named_parameters()) parameters[name] = p;
@@ -33,6 +34,7 @@ public static partial class CheckpointLoader
         var problems = new List<string>();
         foreach (string key in checkpoint.Names)
         {
+            if (handledKeys?.Contains(key) == true) continue;
             string? name = Resolve(key, parameters, basePrefix);
             if (name is null)
             {

@@ -66,6 +66,20 @@ public class CliTests
     }
 
     [Fact]
+    public void Bench_qlora_ends_with_one_json_object_of_the_quantized_base()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("bench", "qlora", "--sizes", "tiny", "--rounds", "1", "--json");
+        Assert.True(code == 0, stderr + stdout);
+        JsonNode model = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!["models"]![0]!;
+        Assert.Equal("llama tiny", model["model"]!.GetValue<string>());
+        Assert.Equal(4.5, model["nf4_bits_per_weight"]!.GetValue<double>());
+        Assert.InRange(model["nf4_dq_bits_per_weight"]!.GetValue<double>(), 4.12, 4.2);
+        Assert.True(model["nf4_bytes"]!.GetValue<long>() < model["f32_bytes"]!.GetValue<long>());
+        Assert.True(model["nf4_logits_max_error"]!.GetValue<double>() > 0);
+        Assert.True(model["nf4_forward_seconds"]!.GetValue<double>() > 0);
+    }
+
+    [Fact]
     public void Demo_runs_with_no_arguments_and_shows_a_hot_reload_with_identical_numbers()
     {
         (int code, string stdout, string stderr) = Cli.Run("demo");
