@@ -94,6 +94,21 @@ public sealed class AdaLoraLinear : TunerLayer
         return scope.MoveToOuter(delta);
     }
 
+    /// <summary>
+    /// The update as one low-rank pair, detached CPU copies: A' = A * E [r, in] (the singular values folded
+    /// into the rows of A), B [out, r] and the scale scaling / (ranknum + 1e-5), so that
+    /// scale · B·A' is <see cref="DeltaWeight"/>.
+    /// </summary>
+    public (Tensor A, Tensor B, double Scale) LowRankPair(string adapter)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor a = lora_A[adapter].mul(lora_E[adapter]).cpu().contiguous();
+        Tensor b = lora_B[adapter].detach().cpu().clone();
+        double count = ranknum[adapter].to(ScalarType.Float64).item<double>();
+        return (scope.MoveToOuter(a), scope.MoveToOuter(b), _scaling[adapter] / (count + 1e-5));
+    }
+
     /// <inheritdoc />
     protected override void MergeInto(string adapter, bool safeMerge)
     {

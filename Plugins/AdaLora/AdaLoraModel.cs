@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
 using TorchSharp;
@@ -13,7 +14,8 @@ namespace PeftHost.Plugins.AdaLora;
 /// (<c>&lt;module&gt;.lora_A</c>, <c>.lora_B</c>, <c>.lora_E</c>); <c>ranknum</c> is left out, as PEFT's
 /// saved adapters do, and is set from the config when the adapter is added or imported.
 /// </summary>
-public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLoraTuner tuner) : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context, tuner)
+public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLoraTuner tuner)
+    : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context, tuner), ILowRankExportModel
 {
     /// <inheritdoc />
     protected override bool Supports(nn.Module module) => module is Linear;
@@ -47,6 +49,33 @@ public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLo
 
     /// <summary>PEFT saves lora_A, lora_B and lora_E only: ranknum follows from the config (init_r, or the rank pattern's mask).</summary>
     protected override bool IsExported(string layerKey) => layerKey != AdaLoraLinear.RanknumKey;
+
+    /// <summary>
+    /// The adapter as low-rank pairs (ILowRankExportModel): per adapted module, ΔW = B (A * E) ·
+    /// scaling / (ranknum + 1e-5) (PEFT's <c>SVDLinear.get_delta_weight</c>) as A' = A * E, B and that
+    /// scale. Modules whose every triplet was pruned (rank 0) change nothing and are left out. AdaLoRA has
+    /// no alpha / r rule, so there is no nominal alpha.
+    /// </summary>
+    public LowRankExport ExportLowRank(string adapter)
+    {
+        GetConfig(adapter);
+        var modules = new List<LowRankFactors>();
+        try
+        {
+            foreach ((string path, AdaLoraLinear layer) in Layers.OrderBy(l => l.Key, StringComparer.Ordinal))
+            {
+                if (!layer.Adapters.Contains(adapter) || layer.Rank(adapter) == 0) continue;
+                (Tensor a, Tensor b, double scale) = layer.LowRankPair(adapter);
+                modules.Add(new LowRankFactors(path, a, b, scale));
+            }
+            return new LowRankExport(adapter, modules);
+        }
+        catch
+        {
+            foreach (LowRankFactors m in modules) m.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
     /// PEFT's orthogonal regularisation of the trainable adapter, to add to the training loss:

@@ -14,7 +14,7 @@ internal static class DoctorCommand
     public static Command Create(Option<string> pluginsOption)
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
-        var command = new Command("doctor", "Check the .NET runtime, TorchSharp (and its native fix), devices and plugins.") { json };
+        var command = new Command("doctor", "Check the .NET runtime, TorchSharp (and its native fix), devices, Vulkan, llama.cpp's native library and plugins.") { json };
         command.SetAction(parse =>
         {
             JsonObject report = Build(parse.GetValue(pluginsOption)!);
@@ -54,6 +54,7 @@ internal static class DoctorCommand
             ["torchsharp"] = torchJson,
             ["devices"] = devices,
             ["vulkan"] = VulkanDoctorJson.Build(),
+            ["llama_cpp"] = LlamaDoctorJson.Build(),
             ["plugins_dir"] = Path.GetFullPath(pluginsDir),
         };
         try

@@ -8,7 +8,7 @@ namespace PeftHost.Cli.Commands;
 /// `pefthost export --model DIR [--adapter [NAME=]DIR]... --format gguf --quant f32|f16|q8_0|q4_0 --out FILE.gguf`:
 /// merges the adapters into the base weights and writes a llama.cpp-compatible GGUF file.
 /// `pefthost export --model DIR --adapter DIR --format gguf-lora [--quant f32|f16|q8_0] --out FILE.gguf`:
-/// one LoRA adapter as llama.cpp's GGUF-LoRA, applied unmerged by llama.cpp, LLamaSharp, Ollama and our Vulkan path.
+/// one adapter its method writes as low-rank pairs (LoRA, AdaLoRA) as llama.cpp's GGUF-LoRA, applied unmerged by llama.cpp, LLamaSharp, Ollama and our Vulkan path.
 /// </summary>
 internal static class ExportCommand
 {
@@ -35,7 +35,8 @@ internal static class ExportCommand
                         return 0;
                     case "gguf-lora":
                         if (adapters.Length != 1) return CliErrors.Fail($"--format gguf-lora writes one adapter: give exactly one --adapter ({adapters.Length} given).");
-                        GgufLoraSummary l = GgufLoraExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters[0], 0).Folder, GgufQuant.Parse(q ?? "f32"), parse.GetValue(output)!);
+                        GgufLoraSummary l = GgufLoraExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters[0], 0).Folder,
+                            parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f32"), parse.GetValue(output)!);
                         Console.WriteLine(FormattableString.Invariant(
                             $"{l.Name}: GGUF-LoRA for llama, {l.Weights} weights, rank {string.Join("/", l.Ranks)}, alpha {l.Alpha}, {GgmlTypeTraits.Name(l.Quant)} -> {parse.GetValue(output)}"));
                         return 0;

@@ -10,7 +10,9 @@ namespace PeftHost.Engine.Export;
 /// export parameters and the exporter's format version: a changed checkpoint, tokenizer or adapter
 /// gives a new file, an unchanged one is reused. Each file is written to a temporary name in the same
 /// folder and renamed (<see cref="AtomicFile"/>): a reader never sees half a file, and concurrent first
-/// uses each write a complete, identical file and the last rename wins.
+/// uses each write a complete, identical file and the last rename wins. Beside a file that cannot be
+/// made (an adapter GGUF-LoRA cannot express), a <c>.refused</c> note says why, so the next run does not
+/// load the model to ask again.
 /// </summary>
 public sealed class GgufCache
 {
@@ -41,13 +43,38 @@ public sealed class GgufCache
     /// <paramref name="parameters"/>; when absent, <paramref name="write"/> writes it to the stream
     /// first. Returns the path and whether it was written now.
     /// </summary>
-    public (string Path, bool Created) GetOrCreate(string kind, IEnumerable<string> sources, string parameters, Action<Stream> write)
+    public (string Path, bool Created) GetOrCreate(string kind, IEnumerable<string> sources, string parameters, Action<Stream> write) =>
+        GetOrCreate(kind, Key(kind, sources, parameters), write);
+
+    /// <summary>As <see cref="GetOrCreate(string, IEnumerable{string}, string, Action{Stream})"/> for a key already computed (<see cref="Key"/>).</summary>
+    public (string Path, bool Created) GetOrCreate(string kind, string key, Action<Stream> write)
     {
         ArgumentNullException.ThrowIfNull(write);
-        string path = Path.Combine(Directory, $"{kind}-{Key(kind, sources, parameters)}.gguf");
+        string path = PathOf(kind, key);
         if (File.Exists(path)) return (path, false);
         AtomicFile.Write(path, write);
         return (path, true);
+    }
+
+    /// <summary>Where the file of <paramref name="kind"/> and <paramref name="key"/> is (or would be) kept.</summary>
+    public string PathOf(string kind, string key) => Path.Combine(Directory, $"{kind}-{key}.gguf");
+
+    /// <summary>
+    /// Why the file of <paramref name="kind"/> and <paramref name="key"/> was not written, when an earlier
+    /// run found that it cannot be (<see cref="WriteRefusal"/>: an adapter GGUF-LoRA cannot express, to be
+    /// merged instead), so the question is not asked again; null when no run said so.
+    /// </summary>
+    public string? ReadRefusal(string kind, string key)
+    {
+        string path = Path.ChangeExtension(PathOf(kind, key), ".refused");
+        return File.Exists(path) ? File.ReadAllText(path) : null;
+    }
+
+    /// <summary>Records, atomically, why the file of <paramref name="kind"/> and <paramref name="key"/> cannot be written.</summary>
+    public void WriteRefusal(string kind, string key, string reason)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(reason);
+        AtomicFile.WriteAllBytes(Path.ChangeExtension(PathOf(kind, key), ".refused"), System.Text.Encoding.UTF8.GetBytes(reason));
     }
 
     /// <summary>The key: SHA-256 over the kind, parameters, format version and each source's name and content hash (first 24 hex digits).</summary>

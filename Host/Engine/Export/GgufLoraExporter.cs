@@ -1,88 +1,88 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using PeftHost.Abstractions.State;
+using PeftHost.Engine.Inference;
+using PeftHost.Engine.Peft;
 using PeftHost.Formats;
 using PeftHost.Formats.Gguf;
-using PeftHost.Formats.Safetensors;
 using PeftHost.Models.Config;
+using static TorchSharp.torch;
 
 namespace PeftHost.Engine.Export;
 
 /// <summary>
-/// A PEFT LoRA adapter folder as the GGUF-LoRA file llama.cpp's convert_lora_to_gguf.py writes, so
-/// llama.cpp's <c>--lora</c>, LLamaSharp and Ollama's <c>ADAPTER</c> apply it unmerged:
-/// <c>general.type</c> adapter, <c>adapter.type</c> lora, one <c>adapter.lora.alpha</c>, the base's
-/// <c>general.architecture</c>, and per adapted weight the base GGUF tensor's name plus
-/// <c>.lora_a</c> (PEFT's lora_A, [r, in]) and <c>.lora_b</c> (lora_B, [out, r]); for
-/// <c>token_embd</c> lora_a is lora_embedding_A transposed (llama.cpp gathers its rows). lora_B rows of
-/// q_proj and k_proj are permuted as the base export permutes those weights. llama.cpp scales each
-/// pair by alpha / r (r read from the tensor), so PEFT's own scaling of the module (alpha_pattern,
-/// rsLoRA's alpha / √r) is folded into lora_b. This reads PEFT's file format, as the converter does;
-/// what the format cannot express is refused with the reason.
+/// An adapter as the GGUF-LoRA file llama.cpp's convert_lora_to_gguf.py writes, so llama.cpp's
+/// <c>--lora</c>, LLamaSharp and Ollama's <c>ADAPTER</c> apply it unmerged: <c>general.type</c> adapter,
+/// <c>adapter.type</c> lora, one <c>adapter.lora.alpha</c>, the base's <c>general.architecture</c>, and per
+/// adapted weight the base GGUF tensor's name plus <c>.lora_a</c> (A, [r, in]) and <c>.lora_b</c> (B,
+/// [out, r]); for <c>token_embd</c> lora_a is A transposed (llama.cpp gathers its rows).
 /// </summary>
+/// <remarks>
+/// The host knows no method: the pairs come from the adapter's method (<see cref="PeftModel.ExportLowRank"/>),
+/// which folds its own scaling rules into a scale per module; this class knows only llama.cpp's side:
+/// the base's tensor names, the Q/K row permutation of the base export (applied to B's rows), and that
+/// llama.cpp scales each pair by alpha / r (r read from the tensor), so each module's scale / (alpha / r)
+/// is folded into lora_b. What an adapter holds besides pairs (modules_to_save, a DoRA magnitude, ...)
+/// is refused with the reason.
+/// </remarks>
 public static class GgufLoraExporter
 {
     private static readonly Regex LayerModule = new(@"^model\.layers\.(\d+)\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$", RegexOptions.CultureInvariant);
 
-    /// <summary>Writes <paramref name="adapterFolder"/> (a LoRA adapter of <paramref name="modelFolder"/>) to <paramref name="outPath"/>, atomically.</summary>
-    /// <exception cref="NotSupportedException">The adapter holds what GGUF-LoRA cannot express (DoRA, modules_to_save, biases, another method); the message says what.</exception>
-    public static GgufLoraSummary Export(string modelFolder, string adapterFolder, GgmlType quant, string outPath)
+    /// <summary>Writes <paramref name="adapterFolder"/> (an adapter of <paramref name="modelFolder"/>, its method from <paramref name="pluginsFolder"/>) to <paramref name="outPath"/>, atomically.</summary>
+    /// <exception cref="NotSupportedException">The adapter cannot be written as GGUF-LoRA; the message says why.</exception>
+    public static GgufLoraSummary Export(string modelFolder, string adapterFolder, string pluginsFolder, GgmlType quant, string outPath)
     {
-        GgufWriter writer = Build(modelFolder, adapterFolder, quant, out GgufLoraSummary summary);
+        GgufWriter writer = Build(modelFolder, adapterFolder, pluginsFolder, quant, out GgufLoraSummary summary);
         AtomicFile.Write(outPath, writer.Write);
         return summary;
     }
 
-    /// <summary>
-    /// Why <paramref name="adapterFolder"/> cannot be written as GGUF-LoRA, or null when it can. The
-    /// reasons are about the adapter's config; tensor names are checked by <see cref="Build"/>.
-    /// </summary>
-    public static string? Refusal(string adapterFolder)
+    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
+    public static GgufWriter Build(string modelFolder, string adapterFolder, string pluginsFolder, GgmlType quant, out GgufLoraSummary summary)
     {
-        (JsonObject config, string path) = ReadConfig(adapterFolder);
-        string type = config["peft_type"]?.GetValue<string>() ?? "";
-        if (type != "LORA")
-            return $"{path}: peft_type {type} is not LoRA, and GGUF-LoRA holds LoRA's low-rank pairs only.";
-        if (Flag(config, "use_dora"))
-            return $"{path}: a DoRA adapter (use_dora) rescales each weight column by its magnitude vector, which GGUF-LoRA cannot express (llama.cpp only adds scale x B A); merge it into the base instead.";
-        if (config["modules_to_save"] is JsonArray { Count: > 0 } saved)
-            return $"{path}: modules_to_save ({string.Join(", ", saved.Select(s => s?.ToString()))}) are full trained copies of base weights, which GGUF-LoRA cannot hold; merge the adapter into the base instead.";
-        string bias = config["bias"]?.GetValue<string>() ?? "none";
-        if (bias != "none" || Flag(config, "lora_bias"))
-            return $"{path}: trained biases (bias '{bias}'{(Flag(config, "lora_bias") ? ", lora_bias" : "")}) have no place in GGUF-LoRA; merge the adapter into the base instead.";
-        if (config["layer_replication"] is JsonArray { Count: > 0 })
-            return $"{path}: layer_replication changes the base's layers, which GGUF-LoRA cannot express.";
-        return null;
+        CheckQuant(quant);
+        LlamaGgufExporter.CheckSupported(ModelConfigReader.Read(modelFolder));
+        if (SavedModules(adapterFolder) is string saved) throw new NotSupportedException(saved);
+        var adapter = AdapterSpec.FromFolder(adapterFolder);
+        using AdapterInspector inspector = AdapterInspector.Open(modelFolder, pluginsFolder);
+        using PeftModel peft = inspector.Load(adapter);
+        if (Refusal(peft, adapter.Name, inspector.Llama) is string refusal)
+            throw new NotSupportedException($"{Path.GetFullPath(adapterFolder)}: {refusal}");
+        return Build(peft, adapter.Name, inspector.Llama, quant, NameOf(adapterFolder), out summary);
     }
 
-    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
-    public static GgufWriter Build(string modelFolder, string adapterFolder, GgmlType quant, out GgufLoraSummary summary)
+    /// <summary>Why <paramref name="adapterFolder"/> cannot be written as GGUF-LoRA for <paramref name="modelFolder"/>, or null when it can.</summary>
+    public static string? Refusal(string modelFolder, string adapterFolder, string pluginsFolder)
     {
-        if (quant is not (GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0))
-            throw new ArgumentException($"GGUF-LoRA export writes f32, f16 or q8_0 (not {GgmlTypeTraits.Name(quant)}): low-rank factors are too small for coarser types.");
-        ModelConfig modelConfig = ModelConfigReader.Read(modelFolder);
-        LlamaConfig llama = LlamaGgufExporter.CheckSupported(modelConfig);
-        if (Refusal(adapterFolder) is string refusal) throw new NotSupportedException(refusal);
-        (JsonObject config, string configPath) = ReadConfig(adapterFolder);
-        double alpha = Number(config, "lora_alpha", configPath);
-        bool rsLora = Flag(config, "use_rslora");
-        JsonObject alphaPattern = config["alpha_pattern"] as JsonObject ?? [];
+        if (SavedModules(adapterFolder) is string saved) return saved;
+        var adapter = AdapterSpec.FromFolder(adapterFolder);
+        using AdapterInspector inspector = AdapterInspector.Open(modelFolder, pluginsFolder);
+        using PeftModel peft = inspector.Load(adapter);
+        return Refusal(peft, adapter.Name, inspector.Llama);
+    }
 
-        string weightsPath = Path.Combine(adapterFolder, "adapter_model.safetensors");
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"No adapter_model.safetensors in {Path.GetFullPath(adapterFolder)}.", weightsPath);
-        using SafetensorsFile file = SafetensorsFile.Open(weightsPath);
-        var pairs = new SortedDictionary<string, (string? A, string? B)>(StringComparer.Ordinal);
-        foreach (SafetensorsTensorInfo t in file.Tensors)
-        {
-            string key = t.Name.StartsWith("base_model.model.", StringComparison.Ordinal) ? t.Name["base_model.model.".Length..] : t.Name;
-            (string module, bool isA) = Split(key, weightsPath);
-            pairs.TryGetValue(module, out (string? A, string? B) pair);
-            pairs[module] = isA ? (t.Name, pair.B) : (pair.A, t.Name);
-        }
-        if (pairs.Count == 0) throw new InvalidDataException($"{weightsPath}: no lora_A / lora_B tensors.");
+    /// <summary>Why adapter <paramref name="adapter"/> of <paramref name="peft"/> cannot be written as GGUF-LoRA, or null when it can.</summary>
+    public static string? Refusal(PeftModel peft, string adapter, LlamaConfig llama)
+    {
+        using LowRankExport? export = Pairs(peft, adapter, llama, out _, out string? refusal);
+        return refusal;
+    }
 
+    /// <summary>Adapter <paramref name="adapter"/> of <paramref name="peft"/> (a model of <paramref name="llama"/>) as GGUF-LoRA named <paramref name="name"/>.</summary>
+    /// <exception cref="NotSupportedException">The adapter cannot be written as GGUF-LoRA (<see cref="Refusal(PeftModel, string, LlamaConfig)"/> says why).</exception>
+    public static GgufWriter Build(PeftModel peft, string adapter, LlamaConfig llama, GgmlType quant, string name, out GgufLoraSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(peft);
+        ArgumentNullException.ThrowIfNull(llama);
+        CheckQuant(quant);
+        using LowRankExport? export = Pairs(peft, adapter, llama, out IReadOnlyList<string> targets, out string? refusal);
+        if (export is null) throw new NotSupportedException(refusal);
+
+        // One alpha per file: the method's own, else the first pair's r x scale (then that pair needs no folding).
+        double alpha = export.NominalAlpha ?? export.Modules[0].Scale * export.Modules[0].Rank;
         var writer = new GgufWriter();
-        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(adapterFolder)));
         writer.SetMetadata("general.architecture", GgufValue.FromString("llama"));
         writer.SetMetadata("general.type", GgufValue.FromString("adapter"));
         writer.SetMetadata("general.name", GgufValue.FromString(name));
@@ -91,78 +91,118 @@ public static class GgufLoraExporter
         writer.SetMetadata("adapter.type", GgufValue.FromString("lora"));
         writer.SetMetadata("adapter.lora.alpha", GgufValue.FromFloat32((float)alpha));
         var ranks = new SortedSet<int>();
-        foreach ((string module, (string? aName, string? bName)) in pairs)
+        for (int m = 0; m < export.Modules.Count; m++)
         {
-            if (aName is null || bName is null)
-                throw new InvalidDataException($"{weightsPath}: module {module} has {(aName is null ? "lora_B without lora_A" : "lora_A without lora_B")}.");
-            string target = TargetName(module, llama, weightsPath);
-            SafetensorsTensorInfo ai = file.Info(aName), bi = file.Info(bName);
-            if (ai.Shape.Length != 2 || bi.Shape.Length != 2)
-                throw new InvalidDataException($"{weightsPath}: {aName} {ai.ShapeText} and {bName} {bi.ShapeText} must both be matrices.");
-            bool embedding = target == "token_embd.weight";
-            // Linear: A [r, in], B [out, r]. Embedding: A [r, vocab], B [hidden, r].
-            int r = (int)ai.Shape[0];
-            if (bi.Shape[1] != r)
-                throw new InvalidDataException($"{weightsPath}: {aName} {ai.ShapeText} and {bName} {bi.ShapeText} disagree on the rank (lora_A rows must equal lora_B columns).");
-            (long outDim, long inDim) = ExpectedShape(target, llama);
-            if (bi.Shape[0] != outDim || ai.Shape[1] != inDim)
-                throw new InvalidDataException($"{weightsPath}: {module} has lora_B {bi.ShapeText} and lora_A {ai.ShapeText}; the base's {target} needs lora_B [{outDim}, {r}] and lora_A [{r}, {inDim}].");
+            LowRankFactors pair = export.Modules[m];
+            string target = targets[m];
+            int r = pair.Rank;
+            int outDim = (int)pair.OutFeatures, inDim = (int)pair.InFeatures;
             ranks.Add(r);
-            float[] a = file.ReadSingles(aName);
-            float[] b = file.ReadSingles(bName);
-            // PEFT scales this module's B·A by alpha_m / r (alpha_m / sqrt(r) with rsLoRA); llama.cpp by alpha / r.
-            double moduleAlpha = PatternAlpha(alphaPattern, module, alpha);
-            double peftScale = rsLora ? moduleAlpha / Math.Sqrt(r) : moduleAlpha / r;
-            float fold = (float)(peftScale / (alpha / r));
+            float[] a = Floats(pair.A);
+            float[] b = Floats(pair.B);
+            // The method scales this module's B·A by pair.Scale; llama.cpp by alpha / r.
+            float fold = (float)(pair.Scale / (alpha / r));
             if (fold != 1f)
                 for (int i = 0; i < b.Length; i++) b[i] *= fold;
-            if (target.EndsWith("attn_q.weight", StringComparison.Ordinal)) b = PermuteRows(b, (int)outDim, r, llama.NumHeads);
-            else if (target.EndsWith("attn_k.weight", StringComparison.Ordinal)) b = PermuteRows(b, (int)outDim, r, llama.NumKeyValueHeads);
-            if (embedding)
-            {
-                a = Transpose(a, r, (int)inDim);
-                Add(writer, target + ".lora_a", a, (int)inDim, r, quant);
-            }
+            if (target.EndsWith("attn_q.weight", StringComparison.Ordinal)) b = PermuteRows(b, outDim, r, llama.NumHeads);
+            else if (target.EndsWith("attn_k.weight", StringComparison.Ordinal)) b = PermuteRows(b, outDim, r, llama.NumKeyValueHeads);
+            if (target == "token_embd.weight")
+                Add(writer, target + ".lora_a", Transpose(a, r, inDim), inDim, r, quant);
             else
-            {
-                Add(writer, target + ".lora_a", a, r, (int)inDim, quant);
-            }
-            Add(writer, target + ".lora_b", b, (int)outDim, r, quant);
+                Add(writer, target + ".lora_a", a, r, inDim, quant);
+            Add(writer, target + ".lora_b", b, outDim, r, quant);
         }
-        summary = new GgufLoraSummary(name, quant, (float)alpha, pairs.Count, [.. ranks]);
+        summary = new GgufLoraSummary(name, quant, (float)alpha, export.Modules.Count, [.. ranks]);
         return writer;
     }
 
-    // "model.layers.0.self_attn.q_proj.lora_A.weight" -> ("model.layers.0.self_attn.q_proj", true); embeddings' lora_embedding_A too.
-    private static (string Module, bool IsA) Split(string key, string path)
+    private static void CheckQuant(GgmlType quant)
     {
-        foreach ((string suffix, bool isA) in new[] { (".lora_A.weight", true), (".lora_B.weight", false), (".lora_embedding_A", true), (".lora_embedding_B", false) })
-        {
-            if (key.EndsWith(suffix, StringComparison.Ordinal)) return (key[..^suffix.Length], isA);
-        }
-        throw new NotSupportedException($"{path}: tensor '{key}' is not a LoRA pair tensor (lora_A / lora_B); GGUF-LoRA holds nothing else.");
+        if (quant is not (GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0))
+            throw new ArgumentException($"GGUF-LoRA export writes f32, f16 or q8_0 (not {GgmlTypeTraits.Name(quant)}): low-rank factors are too small for coarser types.");
     }
 
-    private static string TargetName(string module, LlamaConfig config, string path)
+    // The method's pairs with their base tensor names, or null and why the adapter is not GGUF-LoRA.
+    private static LowRankExport? Pairs(PeftModel peft, string adapter, LlamaConfig llama, out IReadOnlyList<string> targets, out string? refusal)
     {
-        if (module == "model.embed_tokens") return "token_embd.weight";
+        targets = [];
+        LowRankExport export;
+        try
+        {
+            export = peft.ExportLowRank(adapter);
+        }
+        catch (NotSupportedException e)
+        {
+            refusal = e.Message + " GGUF-LoRA holds low-rank pairs only.";
+            return null;
+        }
+        refusal = export.Refusal ?? (export.Modules.Count == 0 ? $"adapter '{adapter}' changes no weight (its method exported no low-rank pair), and a GGUF-LoRA file needs one." : null);
+        var names = new List<string>(export.Modules.Count);
+        foreach (LowRankFactors pair in export.Modules)
+        {
+            if (refusal is not null) break;
+            refusal = TargetName(adapter, pair.ModulePath, llama, out string target);
+            if (refusal is not null) break;
+            (long outDim, long inDim) = ExpectedShape(target, llama);
+            if (pair.OutFeatures != outDim || pair.InFeatures != inDim)
+                throw new InvalidDataException($"adapter '{adapter}': the plugin ({peft.PluginOf(adapter)}) exported B [{pair.OutFeatures}, {pair.Rank}] and A [{pair.Rank}, {pair.InFeatures}] for '{pair.ModulePath}'; the base's {target} needs B [{outDim}, r] and A [r, {inDim}].");
+            names.Add(target);
+        }
+        if (refusal is not null)
+        {
+            export.Dispose();
+            return null;
+        }
+        targets = names;
+        return export;
+    }
+
+    // The host's own refusal, read before anything is loaded: modules_to_save copies are whole trained modules.
+    private static string? SavedModules(string adapterFolder)
+    {
+        string path = Path.Combine(adapterFolder, AdapterFolder.ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No {AdapterFolder.ConfigFile} in {Path.GetFullPath(adapterFolder)}: not a PEFT adapter folder.", path);
+        JsonObject config;
+        try
+        {
+            config = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: invalid JSON: {e.Message}", e);
+        }
+        IReadOnlyList<string> saved = ModulesToSave.Names(config);
+        return saved.Count == 0 ? null
+            : $"{path}: modules_to_save ({string.Join(", ", saved)}) are full trained copies of base weights, which GGUF-LoRA cannot hold; merge the adapter into the base instead.";
+    }
+
+    private static string? TargetName(string adapter, string module, LlamaConfig config, out string target)
+    {
+        target = "";
+        if (module == "model.embed_tokens")
+        {
+            target = "token_embd.weight";
+            return null;
+        }
         if (module == "lm_head")
         {
             if (config.TieWordEmbeddings)
-                throw new NotSupportedException($"{path}: the adapter targets lm_head, which this model ties to its embeddings (the base GGUF has no output tensor for it).");
-            return "output.weight";
+                return $"adapter '{adapter}' adapts lm_head, which this model ties to its embeddings (the base GGUF has no output tensor for it).";
+            target = "output.weight";
+            return null;
         }
         Match m = LayerModule.Match(module);
         if (!m.Success)
-            throw new NotSupportedException($"{path}: LoRA on '{module}' has no tensor in llama.cpp's llama graph (q/k/v/o, gate/up/down, embed_tokens and lm_head do).");
+            return $"adapter '{adapter}' adapts '{module}', which has no tensor in llama.cpp's llama graph (q/k/v/o, gate/up/down, embed_tokens and lm_head do).";
         string layer = m.Groups[1].Value;
         string name = m.Groups[3].Success
             ? m.Groups[3].Value switch { "q" => "attn_q", "k" => "attn_k", "v" => "attn_v", _ => "attn_output" }
             : "ffn_" + m.Groups[4].Value;
-        return $"blk.{layer}.{name}.weight";
+        target = $"blk.{layer}.{name}.weight";
+        return null;
     }
 
-    // The base weight's torch shape [out, in] (token_embd: [hidden, vocab] as the delta's [out, in]).
+    // The module as a linear map [out, in] (token_embd: [hidden, vocab]).
     private static (long Out, long In) ExpectedShape(string target, LlamaConfig c)
     {
         string kind = target.Split('.')[^2];
@@ -176,16 +216,6 @@ public static class GgufLoraExporter
             "ffn_gate" or "ffn_up" => (c.IntermediateSize, c.HiddenSize),
             _ => (c.HiddenSize, c.IntermediateSize),
         };
-    }
-
-    // PEFT 0.13's get_pattern_key: the first alpha_pattern key that matches the module path's end ("(.*\.)?key$").
-    private static double PatternAlpha(JsonObject pattern, string module, double fallback)
-    {
-        foreach ((string key, JsonNode? value) in pattern)
-        {
-            if (value is not null && Regex.IsMatch(module, $@"^(.*\.)?{key}$", RegexOptions.CultureInvariant)) return value.GetValue<double>();
-        }
-        return fallback;
     }
 
     // LlamaGgufExporter.Permute on the rows of a [rows, cols] matrix: per head, rotate-half order to interleaved pairs.
@@ -213,29 +243,18 @@ public static class GgufLoraExporter
         return t;
     }
 
+    private static float[] Floats(Tensor t)
+    {
+        using Tensor f = t.to(ScalarType.Float32).contiguous();
+        return f.data<float>().ToArray();
+    }
+
     private static void Add(GgufWriter writer, string name, float[] values, int rows, int cols, GgmlType quant)
     {
         GgmlType type = GgufQuant.ForTensor(quant, [rows, cols]);
         writer.AddTensor(name, [(ulong)cols, (ulong)rows], type, values);
     }
 
-    private static (JsonObject Config, string Path) ReadConfig(string adapterFolder)
-    {
-        string path = Path.Combine(adapterFolder, "adapter_config.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"No adapter_config.json in {Path.GetFullPath(adapterFolder)}: not a PEFT adapter folder.", path);
-        try
-        {
-            return (JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object."), path);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: invalid JSON: {e.Message}", e);
-        }
-    }
-
-    private static bool Flag(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue(out bool b) && b;
-
-    private static double Number(JsonObject o, string key, string path) => o[key] is JsonValue v && v.TryGetValue(out double d)
-        ? d
-        : throw new InvalidDataException($"{path}: '{key}' must be a number.");
+    /// <summary>general.name of an adapter folder's GGUF-LoRA: the folder's name.</summary>
+    internal static string NameOf(string adapterFolder) => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(adapterFolder)));
 }

@@ -37,6 +37,12 @@ internal sealed class ModulesToSave : IDisposable
         return copy;
     }
 
+    /// <summary>The module names an adapter config's <c>modules_to_save</c> lists (empty when none).</summary>
+    public static IReadOnlyList<string> Names(JsonObject config) =>
+        config["modules_to_save"] is JsonArray names
+            ? [.. names.Select(n => n is JsonValue v && v.TryGetValue(out string? s) ? s : "").Where(n => n.Length > 0)]
+            : [];
+
     /// <summary>
     /// Splits an adapter's tensors into the tuner's and those of the module copies its config names
     /// (under the copied modules' own paths).
@@ -95,6 +101,9 @@ internal sealed class ModulesToSave : IDisposable
 
     /// <summary>Whether the adapter has copies of any module.</summary>
     public bool Holds(string adapter) => _wrappers.Values.Any(w => w.Adapters.Contains(adapter));
+
+    /// <summary>The paths of the modules the adapter holds copies of.</summary>
+    public IReadOnlyList<string> CopiedPaths(string adapter) => [.. Of(adapter).Select(w => w.Path).Order(StringComparer.Ordinal)];
 
     /// <summary>The keys of the adapter's copies' tensors.</summary>
     public IReadOnlySet<string> KeysOf(string adapter) => Of(adapter).SelectMany(w => w.AdapterTensors(adapter)).Select(t => t.Key).ToHashSet(StringComparer.Ordinal);

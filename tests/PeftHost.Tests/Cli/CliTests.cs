@@ -53,6 +53,19 @@ public class CliTests
     }
 
     [Fact]
+    public void Doctor_json_reports_whether_llama_cpps_native_library_loads_and_which_build()
+    {
+        (int code, string stdout, string stderr) = Cli.Run("doctor", "--json");
+        Assert.True(code == 0, stderr);
+        JsonNode llama = JsonNode.Parse(stdout)!["llama_cpp"]!;
+        // The build copies LLamaSharp.Backend.Cpu's libraries beside the CLI, and the llama backend's tests load them.
+        Assert.True(llama["loads"]!.GetValue<bool>(), llama["error"]?.GetValue<string>());
+        Assert.True(llama["native_folder_exists"]!.GetValue<bool>());
+        Assert.StartsWith("cpu", llama["build"]!.GetValue<string>());
+        Assert.Contains("CPU", llama["system_info"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void Bench_reload_ends_with_one_json_object_and_leaks_no_context()
     {
         (int code, string stdout, string stderr) = Cli.Run("bench", "reload", "--count", "6", "--json");

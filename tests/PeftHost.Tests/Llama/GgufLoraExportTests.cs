@@ -46,7 +46,7 @@ public sealed class GgufLoraExportTests : IDisposable
         string model = Path.Combine(Case, "base");
         using GgufFile base0 = Open(LlamaGgufExporter.Build(model, [], PluginDirs.Installed, GgmlType.F32, out _), "base.gguf");
         using GgufFile merged = Open(LlamaGgufExporter.Build(model, [new("a", Path.Combine(Case, "adapter"))], PluginDirs.Installed, GgmlType.F32, out _), "merged.gguf");
-        using GgufFile lora = Open(GgufLoraExporter.Build(model, Path.Combine(Case, "adapter"), GgmlType.F32, out _), "lora.gguf");
+        using GgufFile lora = Open(GgufLoraExporter.Build(model, Path.Combine(Case, "adapter"), PluginDirs.Installed, GgmlType.F32, out _), "lora.gguf");
         double alpha = lora.GetMetadata("adapter.lora.alpha").AsDouble();
         int checkedWeights = 0;
         foreach (GgufTensorInfo a in lora.Tensors.Where(t => t.Name.EndsWith(".lora_a", StringComparison.Ordinal)))
@@ -81,11 +81,11 @@ public sealed class GgufLoraExportTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_scratch.Path, "d.gguf")));
 
         string saved = LlamaFixtures.EditedAdapter(Path.Combine(Case, "adapter"), Path.Combine(_scratch.Path, "mts"), j => j["modules_to_save"] = new System.Text.Json.Nodes.JsonArray("lm_head"));
-        var e = Assert.Throws<NotSupportedException>(() => GgufLoraExporter.Build(Path.Combine(Case, "base"), saved, GgmlType.F32, out _));
+        var e = Assert.Throws<NotSupportedException>(() => GgufLoraExporter.Build(Path.Combine(Case, "base"), saved, PluginDirs.Installed, GgmlType.F32, out _));
         Assert.Contains("modules_to_save (lm_head)", e.Message);
         Assert.Contains("full trained copies", e.Message);
 
-        Assert.Contains("peft_type IA3 is not LoRA", GgufLoraExporter.Refusal(Path.Combine(LlamaFixtures.CaseFolder("ia3_llama"), "adapter")));
+        Assert.Contains("peft_type IA3 is not LoRA", GgufLoraExporter.Refusal(Path.Combine(LlamaFixtures.CaseFolder("ia3_llama"), "base"), Path.Combine(LlamaFixtures.CaseFolder("ia3_llama"), "adapter"), PluginDirs.Installed));
         (code, _, stderr) = Cli.Run("export", "--model", Path.Combine(Case, "base"), "--adapter", Path.Combine(Case, "adapter"), "--format", "gguf-lora", "--quant", "q4_0",
             "--out", Path.Combine(_scratch.Path, "q.gguf"));
         Assert.Equal(1, code);

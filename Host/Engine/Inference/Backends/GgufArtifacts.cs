@@ -1,14 +1,18 @@
 using PeftHost.Engine.Export;
+using PeftHost.Engine.Peft;
 using PeftHost.Formats.Gguf;
 
 namespace PeftHost.Engine.Inference.Backends;
 
 /// <summary>
 /// The files a GGUF backend (llama, vulkan) runs: a base GGUF and one GGUF-LoRA file per adapter it
-/// applies unmerged, exported into the <see cref="GgufCache"/> on first use. LoRA adapters stay
-/// unmerged; an adapter GGUF-LoRA cannot express (DoRA, IA3, modules_to_save, ...) is merged into the
-/// base, which is then exported with it; one that cannot be merged either (prompt learning) is refused
-/// with the reason. Nothing is dropped.
+/// applies unmerged, exported into the <see cref="GgufCache"/> on first use. Which way an adapter goes
+/// is its method's answer, asked on the adapter loaded into the base: one its method writes as low-rank
+/// pairs (<see cref="PeftModel.ExportLowRank"/>: LoRA, AdaLoRA) stays unmerged as GGUF-LoRA; otherwise
+/// one its method can merge (DoRA, IA3, modules_to_save, ...) is merged into the base, which is then
+/// exported with it; one that can be neither (prompt learning) is refused up front with both reasons.
+/// Nothing is dropped. The answer is cached with the files (a <c>.refused</c> note for a merged one), so
+/// a second run loads no model.
 /// </summary>
 /// <param name="BaseGguf">The base model (with the merged adapters).</param>
 /// <param name="Unmerged">The adapters applied unmerged and their GGUF-LoRA files.</param>
@@ -22,20 +26,7 @@ public sealed record GgufArtifacts(string BaseGguf, IReadOnlyList<(AdapterSpec A
         ArgumentNullException.ThrowIfNull(options);
         string backend = options.Kind.Name();
         var cache = new GgufCache(options.CacheDirectory);
-        string config = Path.Combine(options.ModelFolder, "config.json");
-        var unmerged = new List<(AdapterSpec, string)>();
-        var merged = new List<(AdapterSpec Spec, string Reason)>();
-        foreach (AdapterSpec a in options.Adapters)
-        {
-            if (GgufLoraExporter.Refusal(a.Folder) is string reason)
-            {
-                merged.Add((a, reason));
-                continue;
-            }
-            (string path, _) = cache.GetOrCreate("lora", [config, .. GgufCache.AdapterSources(a.Folder)], "f32",
-                s => GgufLoraExporter.Build(options.ModelFolder, a.Folder, GgmlType.F32, out _).Write(s));
-            unmerged.Add((a, path));
-        }
+        (List<(AdapterSpec, string)> unmerged, List<(AdapterSpec Spec, string Reason)> merged) = Decide(options, cache, backend);
         foreach ((AdapterSpec a, _) in merged)
         {
             if (a.Scale != 1.0)
@@ -70,5 +61,53 @@ public sealed record GgufArtifacts(string BaseGguf, IReadOnlyList<(AdapterSpec A
             });
         }
         return new GgufArtifacts(baseGguf, unmerged, [.. merged.Select(m => new MergedAdapter(m.Spec.Name, m.Reason))]);
+    }
+
+    // Each adapter: unmerged (its GGUF-LoRA file, written now or cached), merged (why), or refused. The
+    // model is loaded only for adapters the cache has no answer for, and freed before the base export.
+    private static (List<(AdapterSpec, string)> Unmerged, List<(AdapterSpec, string)> Merged) Decide(InferenceBackendOptions options, GgufCache cache, string backend)
+    {
+        string config = Path.Combine(options.ModelFolder, "config.json");
+        var unmerged = new List<(AdapterSpec, string)>();
+        var merged = new List<(AdapterSpec, string)>();
+        AdapterInspector? inspector = null;
+        try
+        {
+            foreach (AdapterSpec a in options.Adapters)
+            {
+                string key = GgufCache.Key("lora", [config, .. GgufCache.AdapterSources(a.Folder)], "f32");
+                string lora = cache.PathOf("lora", key);
+                if (File.Exists(lora))
+                {
+                    unmerged.Add((a, lora));
+                    continue;
+                }
+                string? reason = cache.ReadRefusal("lora", key);
+                if (reason is null)
+                {
+                    inspector ??= AdapterInspector.Open(options.ModelFolder, options.PluginsFolder);
+                    using PeftModel peft = inspector.Load(a);
+                    reason = GgufLoraExporter.Refusal(peft, a.Name, inspector.Llama);
+                    if (reason is null)
+                    {
+                        (lora, _) = cache.GetOrCreate("lora", key,
+                            s => GgufLoraExporter.Build(peft, a.Name, inspector.Llama, GgmlType.F32, GgufLoraExporter.NameOf(a.Folder), out _).Write(s));
+                        unmerged.Add((a, lora));
+                        continue;
+                    }
+                    if (!peft.CanMerge(a.Name))
+                        throw new NotSupportedException(
+                            $"the {backend} backend cannot run adapter '{a.Name}': it can neither be applied unmerged ({reason}) " +
+                            $"nor merged into the base (its method, plugin {peft.PluginOf(a.Name)}, cannot be merged into the base weights). Use --backend torch.");
+                    cache.WriteRefusal("lora", key, reason);
+                }
+                merged.Add((a, reason));
+            }
+        }
+        finally
+        {
+            inspector?.Dispose();
+        }
+        return (unmerged, merged);
     }
 }
