@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace PeftHost.Models.Llama;
 
 /// <summary>The decoder stack (transformers' <c>LlamaModel</c>, registered as <c>model</c> in the causal LM).</summary>
-public sealed class LlamaModel : nn.Module
+public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers = new();
@@ -34,6 +34,9 @@ public sealed class LlamaModel : nn.Module
     /// <summary>The RoPE tables.</summary>
     public RotaryEmbedding Rope => _rope;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Final hidden states [b, s, hidden].</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
     {
@@ -55,8 +58,37 @@ public sealed class LlamaModel : nn.Module
         Tensor? mask = attentionMask is not null || windowBites || (start > 0 && s > 1)
             ? AttentionMasks.Build(s, keys, start, causal: true, windowBites ? _config.SlidingWindow : null, attentionMask, hidden.dtype, hidden.device)
             : null;
-        foreach (LlamaDecoderLayer layer in layers) hidden = layer.Forward(hidden, cos, sin, mask, cache, start);
-        return scope.MoveToOuter(norm.forward(hidden));
+        return scope.MoveToOuter(norm.forward(Layers(hidden, cos, sin, mask, cache, start)));
+    }
+
+    /// <summary>
+    /// Final hidden states of packed rows: positions restart per document (<paramref name="positionIds"/>)
+    /// and a token attends only to earlier tokens of its own document (<paramref name="sequenceIds"/>, 0 = padding).
+    /// </summary>
+    public Tensor ForwardPacked(Tensor inputIds, Tensor positionIds, Tensor sequenceIds)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = embed_tokens.forward(inputIds);
+        long b = hidden.shape[0], s = hidden.shape[1];
+        long positions = positionIds.max().item<long>() + 1;
+        (Tensor cosTable, Tensor sinTable) = _rope.Slice(0, positions, hidden.dtype, hidden.device);
+        Tensor flat = positionIds.flatten();
+        Tensor cos = cosTable.index_select(0, flat).view(b, 1, s, -1);
+        Tensor sin = sinTable.index_select(0, flat).view(b, 1, s, -1);
+        Tensor mask = AttentionMasks.Packed(sequenceIds, _config.SlidingWindow, hidden.dtype, hidden.device);
+        return scope.MoveToOuter(norm.forward(Layers(hidden, cos, sin, mask, null, 0)));
+    }
+
+    private Tensor Layers(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, long start)
+    {
+        bool checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled();
+        foreach (LlamaDecoderLayer layer in layers)
+        {
+            hidden = checkpoint
+                ? LayerCheckpoint.Run((h, c) => layer.Forward(h, c[0]!, c[1]!, c[2], null, 0), hidden, cos, sin, mask)
+                : layer.Forward(hidden, cos, sin, mask, cache, start);
+        }
+        return hidden;
     }
 
     /// <inheritdoc />
