@@ -23,6 +23,8 @@ root.Subcommands.Add(GenerateCommand.Create(plugins));
 root.Subcommands.Add(MergeCommand.Create(plugins));
 root.Subcommands.Add(MakeModelCommand.Create());
 root.Subcommands.Add(ExportCommand.Create(plugins));
+root.Subcommands.Add(TrainCommand.Create(plugins));
+root.Subcommands.Add(EvaluateCommand.Create(plugins));
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
 bench.Subcommands.Add(BenchModelsCommand.Create());

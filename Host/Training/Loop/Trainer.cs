@@ -341,8 +341,9 @@ public sealed class Trainer
         string name = _options.AdapterName;
         string folder = AdapterFolder.AdapterDirectory(checkpoint, name);
         _model.DeleteAdapter(name);
+        // LoadAdapter makes it active (it is the only one); setting the active adapters again would
+        // let the tuner re-apply its trainable-flag rule from the saved config (inference_mode true).
         _model.LoadAdapter(folder, name, isTrainable: true);
-        _model.SetActiveAdapters(name);
     }
 
     private void SaveAdapter(string folder)
