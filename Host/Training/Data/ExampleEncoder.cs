@@ -240,21 +240,13 @@ public sealed class ExampleEncoder
         var result = new int[a.Count];
         for (int i = 0; i < a.Count; i++)
         {
-            if (a[i] is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue(out long l) && !TryWhole(v, out l))
-                throw Error(row, field, $"entry {i} is {a[i]?.ToJsonString() ?? "null"}, not an integer.");
-            if (l < (allowIgnore ? TrainingExample.IgnoreIndex : int.MinValue) || l > int.MaxValue)
-                throw Error(row, field, $"entry {i} ({l}) is out of range.");
-            result[i] = (int)l;
+            double d = JsonNumber.Is(a[i]) ? JsonNumber.Get(a[i]!) : double.NaN;
+            if (d != Math.Floor(d)) throw Error(row, field, $"entry {i} is {a[i]?.ToJsonString() ?? "null"}, not an integer.");
+            if (d < (allowIgnore ? TrainingExample.IgnoreIndex : int.MinValue) || d > int.MaxValue)
+                throw Error(row, field, $"entry {i} ({d}) is out of range.");
+            result[i] = (int)d;
         }
         return result;
-    }
-
-    private static bool TryWhole(JsonValue v, out long l)
-    {
-        l = 0;
-        if (!v.TryGetValue(out double d) || d != Math.Floor(d)) return false;
-        l = (long)d;
-        return true;
     }
 
     private static string String(DatasetRow row, string field)

@@ -18,7 +18,8 @@ public sealed class LearningRateSchedule
     {
         ["linear"] = [], ["constant"] = [], ["constant_with_warmup"] = [],
         ["cosine"] = ["num_cycles"], ["cosine_with_restarts"] = ["num_cycles"], ["polynomial"] = ["lr_end", "power"],
-        ["inverse_sqrt"] = ["timescale"], ["cosine_with_min_lr"] = ["num_cycles", "min_lr", "min_lr_rate"],
+        // transformers' get_scheduler passes no kwargs to inverse_sqrt (its timescale is warmup or 10000).
+        ["inverse_sqrt"] = [], ["cosine_with_min_lr"] = ["num_cycles", "min_lr", "min_lr_rate"],
         ["warmup_stable_decay"] = ["num_stable_steps", "num_decay_steps", "min_lr_ratio", "num_cycles"],
     };
 
@@ -99,7 +100,7 @@ public sealed class LearningRateSchedule
                 return Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * PyMod(cycles * progress, 1.0))));
             },
             "polynomial" => Polynomial(warmup, totalSteps, Kw("lr_end", 1e-7), Kw("power", 1.0), lr),
-            "inverse_sqrt" => InverseSqrt(warmup, k.ContainsKey("timescale") ? Kw("timescale", 0) : (warmup > 0 ? warmup : 10_000)),
+            "inverse_sqrt" => InverseSqrt(warmup, warmup > 0 ? warmup : 10_000),
             "warmup_stable_decay" => Wsd(warmup, (int)Kw("num_stable_steps", 0), (int)Kw("num_decay_steps", 0), Kw("num_cycles", 0.5), Kw("min_lr_ratio", 0)),
             _ => throw new TrainingArgumentsException($"lr_scheduler_type '{type}' is not served (served: {string.Join(", ", Types)})."),
         };
