@@ -11,7 +11,8 @@ public sealed class BertEmbeddings : nn.Module
     private nn.Module<Tensor, Tensor> word_embeddings;
     private nn.Module<Tensor, Tensor> position_embeddings;
     private nn.Module<Tensor, Tensor> token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    // A Module<Tensor, Tensor> field so that modules_to_save can wrap it.
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly double _dropout;
 
     /// <summary>Embeddings per config.</summary>

@@ -70,6 +70,9 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, IPa
     }
 
     /// <inheritdoc />
+    public void BackwardCheckpointedLayers() => model.BackwardCheckpointedLayers();
+
+    /// <inheritdoc />
     public Tensor EmbedInputs(Tensor inputIds) => model.EmbedTokens.forward(inputIds);
 
     /// <inheritdoc />

@@ -11,9 +11,11 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers = new();
-    private readonly RmsNorm norm;
+    // Module<Tensor, Tensor> fields (not RmsNorm) so that modules_to_save can wrap the norms.
+    private nn.Module<Tensor, Tensor> norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rope;
+    private CheckpointedLayers? _pending;
 
     /// <summary>Builds the stack (random weights until a checkpoint is loaded).</summary>
     public LlamaModel(LlamaConfig c) : base(nameof(LlamaModel))
@@ -81,20 +83,33 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 
     private Tensor Layers(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, long start)
     {
-        bool checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled();
-        foreach (LlamaDecoderLayer layer in layers)
+        if (GradientCheckpointing && training && cache is null && torch.is_grad_enabled())
         {
-            hidden = checkpoint
-                ? LayerCheckpoint.Run((h, c) => layer.Forward(h, c[0]!, c[1]!, c[2], null, 0), hidden, cos, sin, mask)
-                : layer.Forward(hidden, cos, sin, mask, cache, start);
+            _pending?.Dispose();
+            (_pending, Tensor output) = CheckpointedLayers.Run(layers.Count, (i, h, c, s, m) => layers[i].Forward(h, c, s, m, null, 0), hidden, cos, sin, mask);
+            return output;
         }
+        foreach (LlamaDecoderLayer layer in layers) hidden = layer.Forward(hidden, cos, sin, mask, cache, start);
         return hidden;
+    }
+
+    /// <inheritdoc />
+    public void BackwardCheckpointedLayers()
+    {
+        CheckpointedLayers? pending = _pending;
+        _pending = null;
+        if (pending is null) return;
+        using (pending) pending.Backward();
     }
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rope.Dispose();
+        if (disposing)
+        {
+            _rope.Dispose();
+            _pending?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

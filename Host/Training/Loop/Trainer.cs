@@ -128,7 +128,8 @@ public sealed class Trainer
         optimizer.SetLearningRate(schedule.RateAt(State.GlobalStep));
         if (resumeFrom is not null) RngState.Load(resumeFrom);
 
-        if (_model.BaseModel is IGradientCheckpointing gc) gc.GradientCheckpointing = args.GradientCheckpointing;
+        IGradientCheckpointing? checkpointing = _model.BaseModel as IGradientCheckpointing;
+        if (checkpointing is not null) checkpointing.GradientCheckpointing = args.GradientCheckpointing;
         else if (args.GradientCheckpointing) throw new NotSupportedException($"gradient_checkpointing: {_model.BaseModel.GetType().Name} cannot recompute its layers.");
         _model.BaseModel.train();
 
@@ -168,6 +169,7 @@ public sealed class Trainer
                         Tensor loss = TaskForward.Loss(logits, batch, _options.Task);
                         // transformers 4.44: each micro-batch's mean loss over gradient_accumulation_steps.
                         (loss / ga).backward();
+                        checkpointing?.BackwardCheckpointedLayers();
                         stepLoss += loss.item<float>() / (double)ga;
                         tokensThisSession += batch.Tokens;
                         State.NumInputTokensSeen += batch.Tokens;
