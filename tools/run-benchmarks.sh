@@ -9,3 +9,4 @@ pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench models --json               # small Llama forward 4x128 and 32-token generation
 "$pefthost" bench lora --json                 # LoRA unmerged/merged vs base, adapter load, hotswap memory
 "$pefthost" bench vulkan --json               # Vulkan matvec GB/s, prefill and decode tokens/s per type
+"$pefthost" bench train --json                # LoRA training step 4x128 and 4x512, with/without gradient checkpointing, peak RSS, growth over 200 steps

@@ -30,5 +30,6 @@ bench.Subcommands.Add(BenchReloadCommand.Create());
 bench.Subcommands.Add(BenchModelsCommand.Create());
 bench.Subcommands.Add(BenchVulkanCommand.Create());
 bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
+bench.Subcommands.Add(BenchTrainCommand.Create(plugins));
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

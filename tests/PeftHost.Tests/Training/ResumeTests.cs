@@ -144,6 +144,26 @@ public sealed class ResumeTests : IDisposable
         Assert.Equal("library_name: peft", File.ReadAllLines(Path.Combine(output, "README.md"))[1..3].First(l => l.StartsWith("library_name", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public void Early_stopping_ends_the_run_and_load_best_model_at_end_keeps_the_best_adapter()
+    {
+        using var catalog = TrainingCase.Catalog();
+        string output = Path.Combine(_dir.Path, "early");
+        using PeftModel peft = Model(catalog);
+        // Only an improvement by more than 100 counts: after the first evaluation none does, so two more end the run.
+        var t = new Trainer(peft, Args(output, ("max_steps", 20), ("eval_strategy", "steps"), ("eval_steps", 1), ("save_steps", 1),
+            ("early_stopping_patience", 2), ("early_stopping_threshold", 100.0), ("load_best_model_at_end", true)), Data(), Data(), Options);
+        TrainResult r = t.Train(cancel: TestContext.Current.CancellationToken);
+        Assert.Equal(3, r.GlobalStep);
+        Assert.Equal(3, t.State.LogHistory.Count(e => e.ContainsKey("eval_loss")));
+        double first = t.State.LogHistory.First(e => e.ContainsKey("eval_loss"))["eval_loss"]!.GetValue<double>();
+        Assert.Equal(t.State.LogHistory.Where(e => e.ContainsKey("eval_loss")).Min(e => e["eval_loss"]!.GetValue<double>()), t.State.BestMetric);
+        string best = t.State.BestModelCheckpoint!;
+        Assert.True(t.State.BestMetric <= first);
+        // The final adapter is the best checkpoint's.
+        Assert.Equal(File.ReadAllBytes(Path.Combine(best, "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(output, "adapter_model.safetensors")));
+    }
+
     private sealed class CancelAt(int step, CancellationTokenSource cts) : TrainerCallback
     {
         public override void OnStepEnd(TrainingArguments args, TrainerState state, TrainerControl control)

@@ -51,6 +51,17 @@ public sealed class RuleTaskTests
             (double after, var answers) = UppercaseTask.Score(trained, tokenizer, heldOut);
             TestContext.Current.TestOutputHelper?.WriteLine($"exact match {before:P0} -> {after:P0}; e.g. {string.Join(", ", answers.Take(5).Select(a => a.Prompt + a.Output))}");
             Assert.True(after >= 0.9, $"exact match after training is {after:P0}: {string.Join(", ", answers.Where(a => !a.Correct).Take(5).Select(a => $"{a.Prompt}{a.Output} (expected {a.Expected})"))}");
+
+            // `pefthost evaluate`'s metrics on the same held-out rows.
+            EvaluationJob.Result exact = EvaluationJob.Run(modelDir, output, heldOut, "exact_match", PluginDirs.Installed, maxNewTokens: 8, cancel: TestContext.Current.CancellationToken);
+            Assert.Equal(after, exact.Value);
+            Assert.Equal(100, exact.Rows);
+            // One white-space token per answer: BLEU-4 finds no 2-grams, so it stays low even when every answer is right.
+            EvaluationJob.Result loss = EvaluationJob.Run(modelDir, output, heldOut, "loss", PluginDirs.Installed, cancel: TestContext.Current.CancellationToken);
+            EvaluationJob.Result baseLoss = EvaluationJob.Run(modelDir, null, heldOut, "loss", PluginDirs.Installed, cancel: TestContext.Current.CancellationToken);
+            Assert.True(loss.Value < 0.1 && baseLoss.Value > 3, $"held-out loss {baseLoss.Value} -> {loss.Value}");
+            EvaluationJob.Result perplexity = EvaluationJob.Run(modelDir, output, heldOut, "perplexity", PluginDirs.Installed, cancel: TestContext.Current.CancellationToken);
+            Assert.Equal(Math.Exp(loss.Value), perplexity.Value, 9);
         }
         finally
         {
