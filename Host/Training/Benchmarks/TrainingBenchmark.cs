@@ -30,20 +30,21 @@ public static class TrainingBenchmark
     /// <param name="StepSeconds">Median wall time of a step (after the warm-up steps).</param>
     /// <param name="TokensPerSecond">Batch x sequence over the median step time.</param>
     /// <param name="PeakRssBytes">The process's peak resident memory (VmHWM).</param>
+    /// <param name="RssBeforeTraining">RSS when training began (model, adapter and runtime loaded): the peak's part that training itself did not add.</param>
     /// <param name="EarlyStep">The step of the first counts.</param>
     /// <param name="RssEarly">RSS at <paramref name="EarlyStep"/>.</param>
     /// <param name="RssLate">RSS at the last step.</param>
     /// <param name="LiveTensorsEarly">Live TorchSharp tensors at <paramref name="EarlyStep"/>.</param>
     /// <param name="LiveTensorsLate">Live TorchSharp tensors at the last step.</param>
     public sealed record Result(int Batch, int Sequence, bool GradientCheckpointing, int Threads, int Steps, double StepSeconds, double TokensPerSecond,
-        long PeakRssBytes, int EarlyStep, long RssEarly, long RssLate, long LiveTensorsEarly, long LiveTensorsLate)
+        long PeakRssBytes, long RssBeforeTraining, int EarlyStep, long RssEarly, long RssLate, long LiveTensorsEarly, long LiveTensorsLate)
     {
         /// <summary>As a JSON object (one line of a child process's output).</summary>
         public JsonObject ToJson() => new()
         {
             ["batch"] = Batch, ["sequence"] = Sequence, ["gradient_checkpointing"] = GradientCheckpointing, ["threads"] = Threads, ["steps"] = Steps,
             ["step_seconds"] = Math.Round(StepSeconds, 5), ["tokens_per_second"] = Math.Round(TokensPerSecond, 1), ["peak_rss_bytes"] = PeakRssBytes,
-            ["early_step"] = EarlyStep, ["rss_early_bytes"] = RssEarly, ["rss_late_bytes"] = RssLate,
+            ["rss_before_training_bytes"] = RssBeforeTraining, ["early_step"] = EarlyStep, ["rss_early_bytes"] = RssEarly, ["rss_late_bytes"] = RssLate,
             ["live_tensors_early"] = LiveTensorsEarly, ["live_tensors_late"] = LiveTensorsLate,
         };
 
@@ -51,7 +52,7 @@ public static class TrainingBenchmark
         public static Result FromJson(JsonObject o) => new(
             o["batch"]!.GetValue<int>(), o["sequence"]!.GetValue<int>(), o["gradient_checkpointing"]!.GetValue<bool>(), o["threads"]!.GetValue<int>(),
             o["steps"]!.GetValue<int>(), o["step_seconds"]!.GetValue<double>(), o["tokens_per_second"]!.GetValue<double>(), o["peak_rss_bytes"]!.GetValue<long>(),
-            o["early_step"]!.GetValue<int>(), o["rss_early_bytes"]!.GetValue<long>(), o["rss_late_bytes"]!.GetValue<long>(),
+            o["rss_before_training_bytes"]!.GetValue<long>(), o["early_step"]!.GetValue<int>(), o["rss_early_bytes"]!.GetValue<long>(), o["rss_late_bytes"]!.GetValue<long>(),
             o["live_tensors_early"]!.GetValue<long>(), o["live_tensors_late"]!.GetValue<long>());
     }
 
@@ -90,10 +91,10 @@ public static class TrainingBenchmark
             var probe = new Probe(Math.Min(steps, Math.Max(warmup + 1, steps / 10)));
             trainer.AddCallback(probe);
             trainer.Train();
-            var timed = probe.StepSeconds.Skip(warmup).Order().ToList();
+            var timed = probe.StepSeconds.Skip(Math.Min(warmup, steps - 1)).Order().ToList();
             double median = timed.Count == 0 ? double.NaN : timed[timed.Count / 2];
             return new Result(batch, sequence, gradientCheckpointing, threads, steps, median, batch * sequence / median, PeakRss(),
-                probe.EarlyStep, probe.RssEarly, probe.RssLate, probe.TensorsEarly, probe.TensorsLate);
+                probe.RssStart, probe.EarlyStep, probe.RssEarly, probe.RssLate, probe.TensorsEarly, probe.TensorsLate);
         }
         finally
         {
@@ -131,7 +132,13 @@ public static class TrainingBenchmark
 
         public long TensorsLate { get; private set; }
 
-        public override void OnTrainBegin(TrainingArguments args, TrainerState state, TrainerControl control) => _last = Stopwatch.GetTimestamp();
+        public long RssStart { get; private set; }
+
+        public override void OnTrainBegin(TrainingArguments args, TrainerState state, TrainerControl control)
+        {
+            (_, RssStart) = Counts();
+            _last = Stopwatch.GetTimestamp();
+        }
 
         public override void OnStepEnd(TrainingArguments args, TrainerState state, TrainerControl control)
         {

@@ -169,8 +169,10 @@ public sealed class Trainer
                         Tensor loss = TaskForward.Loss(logits, batch, _options.Task);
                         // transformers 4.44: each micro-batch's mean loss over gradient_accumulation_steps.
                         (loss / ga).backward();
-                        checkpointing?.BackwardCheckpointedLayers();
                         stepLoss += loss.item<float>() / (double)ga;
+                        // The logits are not needed any more: freed before the checkpointed layers are recomputed.
+                        logits.Dispose();
+                        checkpointing?.BackwardCheckpointedLayers();
                         tokensThisSession += batch.Tokens;
                         State.NumInputTokensSeen += batch.Tokens;
                     }

@@ -17,9 +17,11 @@ public static class CausalLMLoss
         using var scope = NewDisposeScope();
         long seq = labels.shape[1];
         if (logits.shape[1] > seq) logits = logits.narrow(1, logits.shape[1] - seq, seq);
-        Tensor shiftLogits = logits.narrow(1, 0, seq - 1).to(ScalarType.Float32);
-        Tensor shiftLabels = labels.narrow(1, 1, seq - 1).to(logits.device);
-        Tensor loss = nn.functional.cross_entropy(shiftLogits.reshape(-1, shiftLogits.shape[^1]), shiftLabels.reshape(-1), ignore_index: TrainingExample.IgnoreIndex);
+        // Position t predicts label t + 1: the labels move left (the last position predicts nothing), so the
+        // logits are used as they are, without copying all but their last position.
+        Tensor flat = logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]);
+        Tensor shifted = cat([labels.narrow(1, 1, seq - 1), full([labels.shape[0], 1], (long)TrainingExample.IgnoreIndex, dtype: labels.dtype, device: labels.device)], 1).to(logits.device);
+        Tensor loss = nn.functional.cross_entropy(flat, shifted.reshape(-1), ignore_index: TrainingExample.IgnoreIndex);
         return scope.MoveToOuter(loss);
     }
 

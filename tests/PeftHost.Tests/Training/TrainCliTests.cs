@@ -33,6 +33,13 @@ public sealed class TrainCliTests : IDisposable
         string reference = Path.Combine(_dir.Path, "reference");
         (int code, string stdout, string stderr) = Cli.Run(TrainArgs(reference));
         Assert.True(code == 0, stderr + stdout);
+        // The output folder: the adapter records its base (for AutoPeftModel) and has PEFT's model card; the curves are a PNG.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(reference, "adapter_config.json")))!;
+        Assert.Equal(Path.GetFullPath(TrainingCase.BaseFolder), config["base_model_name_or_path"]!.GetValue<string>());
+        string[] card = File.ReadAllLines(Path.Combine(reference, "README.md"));
+        Assert.Equal(["---", "base_model: " + Path.GetFullPath(TrainingCase.BaseFolder), "library_name: peft", "---"], card[..4]);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(Path.Combine(reference, "training_curves.png"))[..4]);
+        Assert.Contains("\"global_step\": 40", File.ReadAllText(Path.Combine(reference, "trainer_state.json")));
 
         string output = Path.Combine(_dir.Path, "killed");
         foreach (int killAfter in new[] { 3, 11, 19, 26 })
