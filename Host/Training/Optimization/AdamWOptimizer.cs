@@ -54,7 +54,19 @@ public sealed class AdamWOptimizer : IDisposable
     public void Step() => _adamw.step();
 
     /// <summary>Zeroes the gradients (torch 1.13's <c>model.zero_grad()</c>, which the reference Trainer calls).</summary>
-    public void ZeroGrad() => _adamw.zero_grad();
+    /// <remarks>
+    /// TorchSharp's own zero_grad drops the extra tensor handle that <c>zero_()</c> returns, one per
+    /// parameter per step, which live-tensor counts show as growth: here every handle is disposed.
+    /// </remarks>
+    public void ZeroGrad()
+    {
+        foreach ((_, Parameter p) in _groups.All)
+        {
+            using Tensor? grad = p.grad;
+            if (grad is null) continue;
+            using Tensor zeroed = grad.zero_();
+        }
+    }
 
     /// <summary>Writes the state into a checkpoint folder.</summary>
     public void Save(string folder)

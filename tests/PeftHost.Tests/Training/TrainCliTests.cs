@@ -65,12 +65,12 @@ public sealed class TrainCliTests : IDisposable
     public void Ctrl_c_saves_a_checkpoint_and_exits_130_and_resume_finishes_the_same_run()
     {
         string reference = Path.Combine(_dir.Path, "reference");
-        Assert.Equal(0, Cli.Run(TrainArgs(reference, "--set", "save_steps=100")).ExitCode);
+        Assert.Equal(0, Cli.Run(TrainArgs(reference, "--set", "save_steps=1000", "--set", "max_steps=300")).ExitCode);
 
         string output = Path.Combine(_dir.Path, "interrupted");
-        using (Process p = Start(TrainArgs(output, "--set", "save_steps=100")))
+        using (Process p = Start(TrainArgs(output, "--set", "save_steps=1000", "--set", "max_steps=300")))
         {
-            WaitForLine(p, "step 5/40");
+            WaitForLine(p, "step 5/300");
             using (Process kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
             Assert.True(p.WaitForExit(Limit), "pefthost did not stop after Ctrl+C");
             Assert.Equal(130, p.ExitCode);
@@ -78,8 +78,8 @@ public sealed class TrainCliTests : IDisposable
         }
         string checkpoint = CheckpointFolder.Latest(output);
         int step = CheckpointFolder.StepOf(checkpoint)!.Value;
-        Assert.InRange(step, 5, 39);
-        (int code, string stdout, string stderr) = Cli.Run([.. TrainArgs(output, "--set", "save_steps=100"), "--resume", checkpoint]);
+        Assert.InRange(step, 5, 299);
+        (int code, string stdout, string stderr) = Cli.Run([.. TrainArgs(output, "--set", "save_steps=1000", "--set", "max_steps=300"), "--resume", checkpoint]);
         Assert.True(code == 0, stderr + stdout);
         Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(output, "adapter_model.safetensors")));
         Assert.Equal(Losses(reference), Losses(output));
