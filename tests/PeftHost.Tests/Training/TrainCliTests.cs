@@ -68,7 +68,8 @@ public sealed class TrainCliTests : IDisposable
         Assert.Equal(0, Cli.Run(TrainArgs(reference, "--set", "save_steps=1000", "--set", "max_steps=300")).ExitCode);
 
         string output = Path.Combine(_dir.Path, "interrupted");
-        using (Process p = Start(TrainArgs(output, "--set", "save_steps=1000", "--set", "max_steps=300")))
+        // As from a terminal: a runner started in the background hands its children SIGINT ignored, which `env` undoes.
+        using (Process p = Start(TrainArgs(output, "--set", "save_steps=1000", "--set", "max_steps=300"), defaultSigint: true))
         {
             WaitForLine(p, "step 5/300");
             using (Process kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
@@ -115,9 +116,14 @@ public sealed class TrainCliTests : IDisposable
         [.. File.ReadAllLines(Path.Combine(output, "train_log.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(e => e.ContainsKey("loss"))
             .Select(e => $"{e["step"]} {e["loss"]!.ToJsonString()} {e["learning_rate"]!.ToJsonString()} {e["grad_norm"]!.ToJsonString()}")];
 
-    private static Process Start(string[] args)
+    private static Process Start(string[] args, bool defaultSigint = false)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(defaultSigint ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (defaultSigint)
+        {
+            psi.ArgumentList.Add("--default-signal=INT");
+            psi.ArgumentList.Add("dotnet");
+        }
         psi.ArgumentList.Add(Cli.Dll);
         foreach (string a in args) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
