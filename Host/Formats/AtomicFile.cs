@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
 namespace PeftHost.Formats;
 
 /// <summary>
@@ -55,6 +58,40 @@ public static class AtomicFile
         using var from = new FileStream(source, FileMode.Open, FileAccess.Read);
         from.CopyTo(s);
     });
+
+    /// <summary>Writes UTF-8 <paramref name="text"/> to <paramref name="path"/>, atomically.</summary>
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, Encoding.UTF8.GetBytes(text));
+
+    /// <summary>
+    /// Flushes a folder's entries (names created or renamed in it) to disk, so that a rename into it
+    /// survives a power cut. POSIX only (fsync of the directory); elsewhere the rename is already durable.
+    /// </summary>
+    public static void SyncDirectory(string folder)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        int fd = Posix.open(folder, 0 /* O_RDONLY */);
+        if (fd < 0) throw new IOException($"Cannot open folder {folder} to flush it (errno {Marshal.GetLastPInvokeError()}).");
+        try
+        {
+            if (Posix.fsync(fd) != 0) throw new IOException($"fsync of folder {folder} failed (errno {Marshal.GetLastPInvokeError()}).");
+        }
+        finally
+        {
+            _ = Posix.close(fd);
+        }
+    }
+
+    private static class Posix
+    {
+        [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
+        public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int fsync(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int close(int fd);
+    }
 
     /// <summary>
     /// Test seam: until the result is disposed, writes started on this async flow go through

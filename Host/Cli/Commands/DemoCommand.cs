@@ -1,8 +1,12 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
 using PeftHost.Models;
+using PeftHost.Tokenizers;
+using PeftHost.Training.Jobs;
+using PeftHost.Training.Loop;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -10,15 +14,17 @@ using static TorchSharp.torch;
 namespace PeftHost.Cli.Commands;
 
 /// <summary>
-/// `pefthost demo`: the plugins found; a tiny Llama made locally (nothing downloaded); a LoRA adapter
-/// applied, saved in PEFT's format and loaded back; a hot reload of the LoRA plugin by the folder
-/// watcher while the model stays loaded; merge; disable.
+/// `pefthost demo`: the plugins found; a tiny Llama made locally (nothing downloaded); fine-tuning a
+/// LoRA adapter on a rule task shipped beside pefthost (upper-casing words), with the answers on
+/// held-out words before and after, the adapter saved, reloaded into a fresh model and merged; then a
+/// LoRA adapter applied, saved and loaded back, a hot reload of the LoRA plugin by the folder watcher
+/// while the model stays loaded, disable and merge.
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Create(Option<string> pluginsOption)
     {
-        var command = new Command("demo", "Show the plugins, apply LoRA to a small local Llama, save/load it, hot-reload the plugin while it runs, merge.");
+        var command = new Command("demo", "Show the plugins, fine-tune LoRA on a rule task with a small local Llama, save/reload/merge it, hot-reload the plugin while it runs.");
         command.SetAction(parse => Run(parse.GetValue(pluginsOption)!));
         return command;
     }
@@ -51,6 +57,8 @@ internal static class DemoCommand
             using Tensor baseLogits = Logits(lm, ids);
             Step(2, $"A tiny Llama made locally in {modelDir} (config.json + model.safetensors; nothing downloaded): logits [{string.Join(", ", baseLogits.shape)}]");
 
+            FineTune(catalog, modelDir, root);
+
             var peft = new PeftModel(model, catalog);
             peft.AddAdapter("default", new JsonObject
             {
@@ -59,7 +67,7 @@ internal static class DemoCommand
                 ["init_lora_weights"] = false, // non-zero B, so that the adapter visibly changes the output (as after training)
             });
             using Tensor adapted = peft.Run(() => Logits(lm, ids));
-            Step(3, $"LoRA r=8, alpha=16 on q_proj, v_proj through plugin {peft.PluginOf("default")}");
+            Step(6, $"LoRA r=8, alpha=16 on q_proj, v_proj through plugin {peft.PluginOf("default")}");
             AnsiConsole.WriteLine("   " + peft.TrainableParametersLine());
             foreach ((string name, var p) in peft.NamedParameters().Where(p => p.Name.Contains("layers.0.self_attn.q_proj")))
                 AnsiConsole.MarkupLine($"   {Markup.Escape(name)} [[{string.Join(", ", p.shape)}]] {(p.requires_grad ? "trainable" : "frozen")}");
@@ -71,11 +79,11 @@ internal static class DemoCommand
             using (PeftModel loaded = PeftModel.FromPretrained(fresh, adapterDir, catalog))
             using (Tensor reloaded = loaded.Run(() => Logits((ICausalLM)fresh, ids)))
             {
-                Step(4, $"Saved as PEFT does ({string.Join(", ", Directory.GetFiles(adapterDir).Select(Path.GetFileName))}) and loaded into a fresh model");
+                Step(7, $"Saved as PEFT does ({string.Join(", ", Directory.GetFiles(adapterDir).Select(Path.GetFileName))}) and loaded into a fresh model");
                 AnsiConsole.MarkupLine($"   max |loaded - adapted| = {Diff(reloaded, adapted):G4}");
             }
 
-            Step(5, "Hot reload: dropping a new build of the LoRA plugin into the watched folder...");
+            Step(8, "Hot reload: dropping a new build of the LoRA plugin into the watched folder...");
             using var watcher = new PluginFolderWatcher(catalog);
             using var reloadedEvent = new ManualResetEventSlim();
             ReloadResult? result = null;
@@ -92,18 +100,84 @@ internal static class DemoCommand
 
             peft.AdaptersEnabled = false;
             using Tensor disabled = peft.Run(() => Logits(lm, ids));
-            Step(6, $"Adapters disabled: max |output - base| = {Diff(disabled, baseLogits):G4} (exactly the base model)");
+            Step(9, $"Adapters disabled: max |output - base| = {Diff(disabled, baseLogits):G4} (exactly the base model)");
             peft.AdaptersEnabled = true;
 
             nn.Module merged = peft.MergeAndUnload();
             using Tensor mergedLogits = Logits((ICausalLM)merged, ids);
-            Step(7, $"merge_and_unload: a plain Llama again ({merged.named_modules().Count(m => m.name.Contains("lora_"))} LoRA modules left); max |merged - adapted| = {Diff(mergedLogits, adapted):G4}");
+            Step(10, $"merge_and_unload: a plain Llama again ({merged.named_modules().Count(m => m.name.Contains("lora_"))} LoRA modules left); max |merged - adapted| = {Diff(mergedLogits, adapted):G4}");
             peft.Dispose();
             return 0;
         }
         finally
         {
             Directory.Delete(root, recursive: true);
+        }
+    }
+
+    // Steps 3-5: the fine-tuning story on the shipped rule task.
+    private static void FineTune(PluginCatalog catalog, string modelDir, string root)
+    {
+        string demo = Path.Combine(AppContext.BaseDirectory, "Demo");
+        string train = Path.Combine(demo, UppercaseTask.TrainFile), heldOut = Path.Combine(demo, UppercaseTask.HeldOutFile);
+        ITextTokenizer tokenizer = TokenizerLoader.FromDirectory(modelDir);
+        // The tiny model's ops are too small to gain from several threads (they would only wait on each other).
+        torch.set_num_threads(1);
+        (double before, IReadOnlyList<UppercaseTask.Answer> baseAnswers) = Score(catalog, modelDir, null, tokenizer, heldOut);
+        Step(3, $"Fine-tuning: the rule task in {demo} upper-cases 4-letter words ({File.ReadLines(train).Count()} training rows, {baseAnswers.Count} held-out words never trained on)");
+        AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"   before training, the random base model gets {before:P0} of the held-out words right:"));
+        Answers(baseAnswers);
+
+        string adapterConfig = Path.Combine(root, "lora_config.json");
+        File.WriteAllText(adapterConfig, UppercaseTask.AdapterConfig().ToJsonString());
+        string output = Path.Combine(root, "finetuned");
+        AnsiConsole.MarkupLine("   training LoRA r=16 on q/k/v/o/gate/up/down and lm_head: 250 steps of 32 rows, AdamW lr 5e-3, linear schedule");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TrainResult result = FineTuningJob.Run(new FineTuningRequest
+        {
+            ModelFolder = modelDir, DataFile = train, AdapterConfigFile = adapterConfig, Arguments = UppercaseTask.Settings(output),
+            ArgumentsSource = "the demo's settings", PluginsFolder = catalog.PluginsDirectory,
+        }, new DemoProgress());
+        AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"   trained {result.GlobalStep} steps in {clock.Elapsed.TotalSeconds:F1} s; saved in PEFT's layout: {string.Join(", ", Directory.GetFiles(output).Select(Path.GetFileName).Order())}"));
+
+        (double after, IReadOnlyList<UppercaseTask.Answer> trained) = Score(catalog, modelDir, output, tokenizer, heldOut);
+        Step(4, string.Create(CultureInfo.InvariantCulture, $"The adapter reloaded from {output} into a fresh base model: {after:P0} of the held-out words right (before: {before:P0})"));
+        Answers(trained);
+
+        (_, nn.Module fresh) = ModelFactory.Load(modelDir);
+        using var peft = PeftModel.FromPretrained(fresh, output, catalog);
+        nn.Module merged = peft.MergeAndUnload();
+        using var plain = new PeftModel(merged, catalog);
+        (double mergedScore, IReadOnlyList<UppercaseTask.Answer> mergedAnswers) = UppercaseTask.Score(plain, tokenizer, heldOut);
+        int same = mergedAnswers.Zip(trained).Count(p => p.First.Output == p.Second.Output);
+        Step(5, string.Create(CultureInfo.InvariantCulture, $"merge_and_unload: a plain Llama with the update in its weights answers {same} of {trained.Count} held-out words as the adapter did ({mergedScore:P0} right)"));
+        merged.Dispose();
+    }
+
+    private static (double, IReadOnlyList<UppercaseTask.Answer>) Score(PluginCatalog catalog, string modelDir, string? adapter, ITextTokenizer tokenizer, string heldOut)
+    {
+        (_, nn.Module model) = ModelFactory.Load(modelDir);
+        using (model)
+        using (var peft = adapter is null ? new PeftModel(model, catalog) : PeftModel.FromPretrained(model, adapter, catalog))
+            return UppercaseTask.Score(peft, tokenizer, heldOut);
+    }
+
+    private static void Answers(IReadOnlyList<UppercaseTask.Answer> answers)
+    {
+        foreach (UppercaseTask.Answer a in answers.Take(5))
+            AnsiConsole.MarkupLine($"     {Markup.Escape(a.Prompt)} -> {Markup.Escape(Printable(a.Output))} {(a.Correct ? "[green]right[/]" : $"[red]wrong[/] (expected {Markup.Escape(a.Expected)})")}");
+    }
+
+    // A random model's bytes are rarely text: anything outside printable ASCII shows as '?'.
+    private static string Printable(string text) => new(text.Select(c => c is >= ' ' and <= '~' ? c : '?').ToArray());
+
+    // One line per log step: the loss falling.
+    private sealed class DemoProgress : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress p)
+        {
+            if (p.Phase == TrainingPhase.Log && p.Metrics is { } m && m.ContainsKey("loss"))
+                AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"     step {p.Step,3}/{p.MaxSteps}  loss {m["loss"]:F4}  lr {m["learning_rate"]:E2}"));
         }
     }
 

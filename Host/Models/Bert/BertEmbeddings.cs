@@ -11,7 +11,8 @@ public sealed class BertEmbeddings : nn.Module
     private nn.Module<Tensor, Tensor> word_embeddings;
     private nn.Module<Tensor, Tensor> position_embeddings;
     private nn.Module<Tensor, Tensor> token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    // A Module<Tensor, Tensor> field so that modules_to_save can wrap it.
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly double _dropout;
 
     /// <summary>Embeddings per config.</summary>
@@ -28,8 +29,11 @@ public sealed class BertEmbeddings : nn.Module
         register_module("LayerNorm", LayerNorm);
     }
 
-    /// <summary>A weight no tuner wraps (the LayerNorm's): the model's dtype and device.</summary>
-    internal Tensor Reference => LayerNorm.weight!;
+    /// <summary>
+    /// A weight of the model's dtype and device (the LayerNorm's first parameter: a tuner that wraps the
+    /// norm registers the wrapped module first, so this is still the base weight).
+    /// </summary>
+    internal Tensor Reference => LayerNorm.parameters().First();
 
     /// <summary>[b, s] ids (and token types, default 0) → [b, s, hidden].</summary>
     public Tensor Forward(Tensor inputIds, Tensor? tokenTypeIds)

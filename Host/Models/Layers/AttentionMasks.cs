@@ -45,4 +45,23 @@ public static class AttentionMasks
         Tensor mask = torch.zeros(full.shape, dtype: dtype, device: device).masked_fill_(full.logical_not(), min);
         return scope.MoveToOuter(mask);
     }
+
+    /// <summary>
+    /// The mask [batch, 1, seq, seq] of packed rows: a token sees the earlier tokens of its own document
+    /// (<paramref name="sequenceIds"/> [batch, seq], 1, 2, ... per document, 0 = padding), within the window if any.
+    /// </summary>
+    public static Tensor Packed(Tensor sequenceIds, int? slidingWindow, ScalarType dtype, Device device)
+    {
+        using var scope = NewDisposeScope();
+        long s = sequenceIds.shape[1];
+        Tensor ids = sequenceIds.to(device);
+        Tensor allowed = ids.unsqueeze(2).eq(ids.unsqueeze(1)).logical_and(ids.unsqueeze(1).ne(0));
+        Tensor q = torch.arange(s, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        Tensor k = torch.arange(s, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        Tensor causal = k <= q;
+        if (slidingWindow is int w) causal = causal.logical_and(k > q - w);
+        allowed = allowed.logical_and(causal.unsqueeze(0));
+        Tensor mask = torch.zeros(allowed.shape, dtype: dtype, device: device).masked_fill_(allowed.logical_not(), MinValue(dtype));
+        return scope.MoveToOuter(mask.unsqueeze(1));
+    }
 }

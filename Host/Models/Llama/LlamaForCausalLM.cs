@@ -11,7 +11,7 @@ namespace PeftHost.Models.Llama;
 /// dict keys (<c>model.layers.0.self_attn.q_proj.weight</c>, <c>lm_head.weight</c>). Every Linear
 /// and Embedding sits in a <c>Module&lt;Tensor, Tensor&gt;</c> field so tuners can wrap it.
 /// </summary>
-public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, ITiedWeights
+public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, IPackedCausalLM, IGradientCheckpointing, ITiedWeights
 {
     private readonly LlamaModel model;
     private nn.Module<Tensor, Tensor> lm_head;
@@ -57,6 +57,23 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, ITi
         Tensor hidden = model.Forward(inputIds, attentionMask, cache, startPosition);
         return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
     }
+
+    /// <inheritdoc />
+    public Tensor ForwardPacked(Tensor inputIds, Tensor positionIds, Tensor sequenceIds)
+    {
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(lm_head.forward(model.ForwardPacked(inputIds, positionIds, sequenceIds)));
+    }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing
+    {
+        get => model.GradientCheckpointing;
+        set => model.GradientCheckpointing = value;
+    }
+
+    /// <inheritdoc />
+    public void BackwardCheckpointedLayers() => model.BackwardCheckpointedLayers();
 
     /// <inheritdoc />
     public Tensor EmbedInputs(Tensor inputIds)

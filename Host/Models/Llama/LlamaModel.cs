@@ -7,13 +7,15 @@ using static TorchSharp.torch;
 namespace PeftHost.Models.Llama;
 
 /// <summary>The decoder stack (transformers' <c>LlamaModel</c>, registered as <c>model</c> in the causal LM).</summary>
-public sealed class LlamaModel : nn.Module
+public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers = new();
-    private readonly RmsNorm norm;
+    // Module<Tensor, Tensor> fields (not RmsNorm) so that modules_to_save can wrap the norms.
+    private nn.Module<Tensor, Tensor> norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rope;
+    private CheckpointedLayers? _pending;
 
     /// <summary>Builds the stack (random weights until a checkpoint is loaded).</summary>
     public LlamaModel(LlamaConfig c) : base(nameof(LlamaModel))
@@ -31,11 +33,17 @@ public sealed class LlamaModel : nn.Module
     /// <summary>The input embedding (what a tied head shares).</summary>
     public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
 
-    /// <summary>A weight no tuner wraps (the final norm's): the model's dtype and device.</summary>
-    internal Tensor Reference => norm.Weight;
+    /// <summary>
+    /// A weight of the model's dtype and device (the final norm's first parameter: a tuner that wraps the
+    /// norm registers the wrapped module first, so this is still the base weight).
+    /// </summary>
+    internal Tensor Reference => norm.parameters().First();
 
     /// <summary>The RoPE tables.</summary>
     public RotaryEmbedding Rope => _rope;
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>Final hidden states [b, s, hidden].</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, long start)
@@ -58,14 +66,56 @@ public sealed class LlamaModel : nn.Module
         Tensor? mask = attentionMask is not null || windowBites || (start > 0 && s > 1)
             ? AttentionMasks.Build(s, keys, start, causal: true, windowBites ? _config.SlidingWindow : null, attentionMask, hidden.dtype, hidden.device)
             : null;
+        return scope.MoveToOuter(norm.forward(Layers(hidden, cos, sin, mask, cache, start)));
+    }
+
+    /// <summary>
+    /// Final hidden states of packed rows: positions restart per document (<paramref name="positionIds"/>)
+    /// and a token attends only to earlier tokens of its own document (<paramref name="sequenceIds"/>, 0 = padding).
+    /// </summary>
+    public Tensor ForwardPacked(Tensor inputIds, Tensor positionIds, Tensor sequenceIds)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = embed_tokens.forward(inputIds);
+        long b = hidden.shape[0], s = hidden.shape[1];
+        long positions = positionIds.max().item<long>() + 1;
+        (Tensor cosTable, Tensor sinTable) = _rope.Slice(0, positions, hidden.dtype, hidden.device);
+        Tensor flat = positionIds.flatten();
+        Tensor cos = cosTable.index_select(0, flat).view(b, 1, s, -1);
+        Tensor sin = sinTable.index_select(0, flat).view(b, 1, s, -1);
+        Tensor mask = AttentionMasks.Packed(sequenceIds, _config.SlidingWindow, hidden.dtype, hidden.device);
+        return scope.MoveToOuter(norm.forward(Layers(hidden, cos, sin, mask, null, 0)));
+    }
+
+    private Tensor Layers(Tensor hidden, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, long start)
+    {
+        if (GradientCheckpointing && training && cache is null && torch.is_grad_enabled())
+        {
+            _pending?.Dispose();
+            (_pending, Tensor output) = CheckpointedLayers.Run(layers.Count, (i, h, c, s, m) => layers[i].Forward(h, c, s, m, null, 0), hidden, cos, sin, mask);
+            return output;
+        }
         foreach (LlamaDecoderLayer layer in layers) hidden = layer.Forward(hidden, cos, sin, mask, cache, start);
-        return scope.MoveToOuter(norm.forward(hidden));
+        return hidden;
+    }
+
+    /// <inheritdoc />
+    public void BackwardCheckpointedLayers()
+    {
+        CheckpointedLayers? pending = _pending;
+        _pending = null;
+        if (pending is null) return;
+        using (pending) pending.Backward();
     }
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rope.Dispose();
+        if (disposing)
+        {
+            _rope.Dispose();
+            _pending?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

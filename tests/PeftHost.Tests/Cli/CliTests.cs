@@ -102,6 +102,11 @@ public class CliTests
         Assert.Contains("max |output - base| = 0 ", stdout);
         Assert.Contains("max |loaded - adapted| = 0", stdout);
         Assert.Contains("(0 LoRA modules left)", stdout);
+        // Fine-tuning comes first: the loss falls, and the reloaded adapter answers held-out words.
+        Assert.Contains("before training, the random base model gets", stdout);
+        Assert.Contains("step 250/250", stdout);
+        Assert.Contains("into a fresh base model:", stdout);
+        Assert.Contains("merge_and_unload: a plain Llama with the update in its weights answers", stdout);
     }
 }
 

@@ -1,0 +1,120 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftHost.Engine.Peft;
+using PeftHost.Engine.Plugins;
+using PeftHost.Models;
+using PeftHost.Models.Config;
+using PeftHost.Tokenizers;
+using PeftHost.Training.Arguments;
+using PeftHost.Training.Checkpoints;
+using PeftHost.Training.Data;
+using PeftHost.Training.Loop;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftHost.Training.Jobs;
+
+/// <summary>
+/// A whole fine-tuning run as `pefthost train` does it: bind the settings, load the base model and its
+/// tokenizer, add or load the adapter through its plugin, read and check every data row, train, and
+/// leave the final adapter, trainer_state.json, train_log.jsonl and training_curves.png in output_dir.
+/// </summary>
+public static class FineTuningJob
+{
+    /// <summary>Runs it.</summary>
+    public static TrainResult Run(FineTuningRequest request, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    {
+        TrainingArguments args = TrainingArgumentsReader.Parse(request.Arguments, request.ArgumentsSource);
+        if ((request.AdapterConfigFile is null) == (request.InitAdapterFolder is null))
+            throw new ArgumentException("Give exactly one of --adapter-config FILE.json (a fresh adapter) and --init-adapter DIR (an existing one).");
+        string? resume = request.Resume switch
+        {
+            null => null,
+            "" => CheckpointFolder.Latest(args.OutputDir),
+            string path => path,
+        };
+
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = request.PluginsFolder, HotReload = false });
+        catalog.Scan();
+        (ModelConfig config, nn.Module model) = ModelFactory.Load(request.ModelFolder, device: request.Device);
+        using (model)
+        using (var peft = new PeftModel(model, catalog))
+        {
+            manual_seed(args.Seed); // a fresh adapter initialises from the run's seed, as with transformers' set_seed
+            JsonObject adapterConfig = AddAdapter(peft, request);
+            TaskKind task = model is ISequenceClassifier ? TaskKind.SequenceClassification : TaskKind.CausalLM;
+            ITextTokenizer? tokenizer = null;
+            ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.FromDirectory(request.ModelFolder);
+            ExampleEncoder encoder = Encoder(config, task, Tokenizer, args);
+
+            IReadOnlyList<DatasetRow> rows = DatasetFile.Read(request.DataFile);
+            IReadOnlyList<DatasetRow>? evalRows = request.EvalDataFile is null ? null : DatasetFile.Read(request.EvalDataFile);
+            if (evalRows is null && args.EvalSplit > 0) (rows, evalRows) = TrainingDataset.Split(rows, args.EvalSplit, args.Seed);
+            TrainingDataset train = TrainingDataset.FromRows(request.DataFile, rows, encoder, args.Packing);
+            TrainingDataset? eval = evalRows is null ? null
+                : TrainingDataset.FromRows(request.EvalDataFile ?? request.DataFile + " (eval_split)", evalRows, encoder, args.Packing);
+
+            var identity = new JsonObject
+            {
+                ["data_sha256"] = RunSettings.FileHash(request.DataFile),
+                ["eval_data_sha256"] = request.EvalDataFile is null ? null : RunSettings.FileHash(request.EvalDataFile),
+                ["adapter_config"] = adapterConfig,
+            };
+            var trainer = new Trainer(peft, args, train, eval, new TrainerOptions
+            {
+                Task = task, PadTokenId = PadId(config, task == TaskKind.CausalLM ? Tokenizer : null), BaseModelNameOrPath = Path.GetFullPath(request.ModelFolder),
+                RunIdentity = identity, Device = request.Device,
+            }) { Progress = progress };
+            return trainer.Train(resume, cancel);
+        }
+    }
+
+    /// <summary>The encoder of a model's rows (labels from config.json, the tokenizer loaded when a row needs it).</summary>
+    public static ExampleEncoder Encoder(ModelConfig config, TaskKind task, Func<ITextTokenizer> tokenizer, TrainingArguments args)
+    {
+        int numLabels = config is BertConfig b ? b.NumLabels : 0;
+        var label2Id = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (config.Raw["label2id"] is JsonObject map)
+            foreach ((string name, JsonNode? id) in map)
+                if (id is JsonValue v && v.TryGetValue(out int i)) label2Id[name] = i;
+        return new ExampleEncoder(task, tokenizer, config.VocabSize, args.MaxLength, args.CompletionOnlyLoss, args.AssistantOnlyLoss, numLabels, label2Id);
+    }
+
+    /// <summary>The padding id: pad_token_id of config.json, else the tokenizer's pad or eos, else 0 (padding is never attended).</summary>
+    public static int PadId(ModelConfig config, Func<ITextTokenizer>? tokenizer)
+    {
+        if (config.Raw["pad_token_id"] is JsonValue v && v.TryGetValue(out int pad)) return pad;
+        if (tokenizer is null) return 0;
+        try
+        {
+            ITextTokenizer t = tokenizer();
+            return t.PadTokenId ?? (t.EosTokenIds.Count > 0 ? t.EosTokenIds[0] : 0);
+        }
+        catch (TokenizerLoadException)
+        {
+            return 0; // pre-tokenised data needs no tokenizer; the id only fills masked positions
+        }
+    }
+
+    private static JsonObject AddAdapter(PeftModel peft, FineTuningRequest request)
+    {
+        if (request.InitAdapterFolder is { } folder)
+        {
+            peft.LoadAdapter(folder, "default", isTrainable: true);
+            return JsonNode.Parse(File.ReadAllText(Path.Combine(folder, AdapterFolder.ConfigFile))) as JsonObject ?? [];
+        }
+        string path = request.AdapterConfigFile!;
+        if (!File.Exists(path)) throw new FileNotFoundException($"--adapter-config {path} not found.", path);
+        JsonObject config;
+        try
+        {
+            config = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: invalid JSON: {e.Message}", e);
+        }
+        peft.AddAdapter("default", config);
+        return config;
+    }
+}
