@@ -8,7 +8,7 @@ namespace PeftHost.Models.Bert;
 public sealed class BertDenseOutput : nn.Module
 {
     private nn.Module<Tensor, Tensor> dense;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly double _dropout;
 
     /// <summary>Maps <paramref name="inFeatures"/> to <paramref name="hidden"/>.</summary>

@@ -11,7 +11,7 @@ public sealed class BertEmbeddings : nn.Module
     private nn.Module<Tensor, Tensor> word_embeddings;
     private nn.Module<Tensor, Tensor> position_embeddings;
     private nn.Module<Tensor, Tensor> token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly double _dropout;
 
     /// <summary>Embeddings per config.</summary>
@@ -28,8 +28,8 @@ public sealed class BertEmbeddings : nn.Module
         register_module("LayerNorm", LayerNorm);
     }
 
-    /// <summary>A weight no tuner wraps (the LayerNorm's): the model's dtype and device.</summary>
-    internal Tensor Reference => LayerNorm.weight!;
+    /// <summary>The LayerNorm's weight (the base's, when a tuner wraps it): the model's dtype and device.</summary>
+    internal Tensor Reference => LayerNorm.parameters().First();
 
     /// <summary>[b, s] ids (and token types, default 0) → [b, s, hidden].</summary>
     public Tensor Forward(Tensor inputIds, Tensor? tokenTypeIds)

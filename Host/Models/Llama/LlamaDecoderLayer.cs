@@ -10,8 +10,9 @@ public sealed class LlamaDecoderLayer : nn.Module
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
-    private readonly RmsNorm input_layernorm;
-    private readonly RmsNorm post_attention_layernorm;
+    // Module<Tensor, Tensor> fields so that tuners can wrap the norms (LN tuning).
+    private nn.Module<Tensor, Tensor> input_layernorm;
+    private nn.Module<Tensor, Tensor> post_attention_layernorm;
 
     /// <summary>Layer <paramref name="layer"/>.</summary>
     public LlamaDecoderLayer(LlamaConfig c, int layer) : base(nameof(LlamaDecoderLayer))

@@ -11,7 +11,8 @@ public sealed class LlamaModel : nn.Module
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers = new();
-    private readonly RmsNorm norm;
+    // Module<Tensor, Tensor> fields so that tuners can wrap them (LN tuning trains a copy of each norm).
+    private nn.Module<Tensor, Tensor> norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rope;
 
@@ -31,8 +32,8 @@ public sealed class LlamaModel : nn.Module
     /// <summary>The input embedding (what a tied head shares).</summary>
     public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
 
-    /// <summary>A weight no tuner wraps (the final norm's): the model's dtype and device.</summary>
-    internal Tensor Reference => norm.Weight;
+    /// <summary>The final norm's weight (the base's, when a tuner wraps the norm): the model's dtype and device.</summary>
+    internal Tensor Reference => norm.parameters().First();
 
     /// <summary>The RoPE tables.</summary>
     public RotaryEmbedding Rope => _rope;
