@@ -42,14 +42,16 @@ public sealed class BitFitLayer : TunerLayer
     {
         if (activeAdapters.Count != 1)
             throw new NotSupportedException($"BitFit adapters {string.Join(", ", activeAdapters)} are all active on '{_path}': one module's bias can come from one BitFit adapter only; activate one of them.");
+        using var scope = NewDisposeScope();
         Tensor bias = bitfit_bias[activeAdapters[0]];
-        return BaseLayer switch
+        Tensor output = BaseLayer switch
         {
             Linear l => nn.functional.linear(input, l.weight!, bias.to(l.weight!.dtype)),
             Conv1D c => ConvForward(c, input, bias.to(c.weight.dtype)),
             LayerNorm n => nn.functional.layer_norm(input, n.normalized_shape, n.weight, bias.to(n.weight.dtype), n.eps),
             _ => throw new InvalidOperationException($"BitFit cannot run a {BaseLayer.GetType().Name}."),
         };
+        return scope.MoveToOuter(output);
     }
 
     /// <summary>The base bias := the adapter's (a copy; the base value kept aside for unmerge).</summary>
@@ -96,10 +98,6 @@ public sealed class BitFitLayer : TunerLayer
     };
 
     // transformers' Conv1D with another bias: addmm(b, x, W), as Conv1D.forward.
-    private static Tensor ConvForward(Conv1D conv, Tensor input, Tensor bias)
-    {
-        using var scope = NewDisposeScope();
-        Tensor y = torch.addmm(bias, input.reshape(-1, conv.InFeatures), conv.weight, beta: 1, alpha: 1).reshape([.. input.shape[..^1], conv.OutFeatures]);
-        return scope.MoveToOuter(y);
-    }
+    private static Tensor ConvForward(Conv1D conv, Tensor input, Tensor bias) =>
+        torch.addmm(bias, input.reshape(-1, conv.InFeatures), conv.weight, beta: 1, alpha: 1).reshape([.. input.shape[..^1], conv.OutFeatures]);
 }

@@ -1,3 +1,4 @@
+using PeftHost.Abstractions.Layers;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
 using PeftHost.Models;
@@ -7,8 +8,8 @@ using static TorchSharp.torch;
 namespace PeftHost.Tests.PeftReference;
 
 /// <summary>
-/// The checks every reference case of a layer method goes through: the base logits, the adapter loaded from
-/// the case's folder against the reference logits unmerged, disabled (the base, bit for bit), the saved file
+/// The checks every reference case of a layer method goes through: the base logits, the adapter loaded and
+/// deleted (the base, bit for bit), the adapter loaded from the case's folder against the reference logits unmerged, disabled (the base, bit for bit), the saved file
 /// against the reference's keys, shapes and config, then merged (and unmerged back) or refused, and
 /// merge_and_unload's plain model.
 /// </summary>
@@ -36,6 +37,13 @@ internal static class AdapterCaseChecks
         using nn.Module model = c.LoadBase();
         using Tensor baseLogits = Logits(model, inputs);
         c.AssertLogits(baseLogits, "logits_base");
+        using (PeftModel peft = PeftModel.FromPretrained(model, c.AdapterDir(), catalog))
+        {
+            peft.DeleteAdapter("default");
+            Assert.DoesNotContain(model.modules(), m => m is TunerLayer);
+            using Tensor deleted = Logits(model, inputs);
+            Assert.True(deleted.Equals(baseLogits), $"{caseName}: deleting the adapter must give the base back exactly");
+        }
         using (PeftModel peft = PeftModel.FromPretrained(model, c.AdapterDir(), catalog))
         {
             using (Tensor logits = Logits(peft, model, inputs)) c.AssertLogits(logits, "logits_adapter");
