@@ -22,12 +22,23 @@ public sealed record AdapterState(string Name, JsonObject Config, IReadOnlyDicti
     [Obsolete(ObsoleteMessages.PluginState)]
     public byte[]? PluginState { get; init; } = PluginState;
 
+    /// <summary>
+    /// Tensors that belong to the tuner model rather than to any layer (contract 1.1), e.g. VeRA's
+    /// <c>vera_A</c> / <c>vera_B</c>, shared by every layer it adapts. Keys are relative to the tuner model
+    /// (PEFT's <c>PeftModel.base_model</c>), the adapter name removed: PEFT's <c>base_model.vera_A</c> is
+    /// <c>vera_A</c> here, and an adapter folder keeps them under <c>base_model.</c> where the
+    /// <see cref="Tensors"/> go under <c>base_model.model.</c>. Empty unless a tuner exports some. Owned by
+    /// the state, as <see cref="Tensors"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> ModelTensors { get; init; } = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+
     /// <summary>The adapter's <c>peft_type</c>, read from its config.</summary>
     public string PeftType => Config["peft_type"]?.GetValue<string>() ?? throw new InvalidOperationException($"Adapter '{Name}' has no peft_type in its config.");
 
-    /// <summary>Disposes the tensors.</summary>
+    /// <summary>Disposes the tensors (<see cref="Tensors"/> and <see cref="ModelTensors"/>).</summary>
     public void Dispose()
     {
         foreach (Tensor t in Tensors.Values) t.Dispose();
+        foreach (Tensor t in ModelTensors.Values) t.Dispose();
     }
 }

@@ -39,6 +39,13 @@ public interface ITunerModel : IDisposable
     /// <summary>Whether this method can merge adapters into the base weights (false for prompt learning).</summary>
     bool CanMerge { get; }
 
+    /// <summary>
+    /// Why the adapters cannot merge, when <see cref="CanMerge"/> is false (contract 1.1): the host's
+    /// <see cref="NotSupportedException"/> for a merge carries it (e.g. a bottleneck adapter is a nonlinear
+    /// function of the activations, so no weight change equals it). Default: null, no reason given.
+    /// </summary>
+    string? CannotMergeReason => null;
+
     /// <summary>The adapters merged into the base weights.</summary>
     IReadOnlyList<string> MergedAdapters { get; }
 

@@ -118,6 +118,56 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// </summary>
     protected virtual void OnAdaptersChanged() { }
 
+    /// <summary>
+    /// PEFT's <c>_prepare_adapter_config</c> (contract 1.1): the config an adapter is added with, e.g. a
+    /// missing <c>target_modules</c> filled from PEFT's table for <see cref="TunerContext.ModelType"/>. The
+    /// returned config is the one kept, exported and saved. Runs before targets are selected, for
+    /// <see cref="AddAdapter"/> and <see cref="ImportAdapter"/> alike. Default: the config unchanged.
+    /// </summary>
+    /// <exception cref="TunerConfigException">The config cannot be completed for this model.</exception>
+    protected virtual TConfig PrepareConfig(TConfig config) => config;
+
+    /// <summary>
+    /// The paths an adapter is added to (contract 1.1), among <paramref name="candidates"/>: every module
+    /// of the model outside the tuner layers, with the module itself (for a module a tuner already wraps,
+    /// the module it wraps). Default: PEFT's rules (<see cref="TargetSelection"/>) over the modules
+    /// <see cref="Supports"/> accepts (for <c>all-linear</c>, those <see cref="IsLinear"/> accepts too).
+    /// Override to choose by another rule (BitFit: every module with a bias when no target is named), or
+    /// to look at the targets before any layer is made (PEFT's <c>_pre_injection_hook</c>: VeRA sizes its
+    /// shared projections by them); nothing in the model has changed yet.
+    /// </summary>
+    /// <exception cref="TunerConfigException">Nothing matches, or a match cannot be adapted; the message names them.</exception>
+    protected virtual IReadOnlyList<string> SelectTargets(string adapter, TConfig config, IReadOnlyList<(string Path, nn.Module Module)> candidates) =>
+        TargetSelection.Select(config,
+            candidates.Select(c => (c.Path, Supports(c.Module) && (config.TargetModules?.IsAllLinear != true || IsLinear(c.Module)))).ToList(),
+            OutputHeadPath());
+
+    /// <summary>
+    /// An adapter's tensors that belong to this tuner model rather than to a layer (contract 1.1; VeRA's
+    /// shared <c>vera_A</c> / <c>vera_B</c>), by key relative to the tuner model (see
+    /// <see cref="AdapterState.ModelTensors"/>), live, not copies: <see cref="ExportAdapter"/> copies them
+    /// into the state, and the default <see cref="ImportModelTensors"/> copies saved values into them.
+    /// Default: none.
+    /// </summary>
+    protected virtual IReadOnlyDictionary<string, Tensor> ModelTensors(string adapter) => new Dictionary<string, Tensor>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Loads an imported adapter's <see cref="AdapterState.ModelTensors"/> (contract 1.1), after its layers
+    /// were made and before its layer tensors are copied in. Default: every tensor of
+    /// <see cref="ModelTensors"/> must be in <paramref name="tensors"/> with its shape, and is copied in
+    /// (all or nothing); keys the model has no place for are ignored with a warning, as PEFT's loader
+    /// ignores them. Override when a tensor may be absent (VeRA regenerates its projections from a seed).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or has another shape.</exception>
+    protected virtual void ImportModelTensors(string adapter, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        IReadOnlyDictionary<string, Tensor> expected = ModelTensors(adapter);
+        AdapterTensorCopy.CopyChecked(adapter, expected, tensors);
+        var unexpected = tensors.Keys.Where(k => !expected.ContainsKey(k)).ToList();
+        if (unexpected.Count > 0)
+            Context.Logger.LogWarning("Adapter '{Adapter}': ignoring {Count} model-level tensor(s) the tuner has no place for: {Keys}", adapter, unexpected.Count, string.Join(", ", unexpected.Take(8)));
+    }
+
     /// <summary>Not called since contract 1.1: the host keeps no opaque plugin state.</summary>
     [Obsolete(ObsoleteMessages.PluginState)]
     protected virtual byte[]? ExportPluginState(string adapter) => null;
@@ -133,15 +183,15 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             throw new TunerConfigException($"Adapter '{name}': a {config.PeftType} config was given to a tuner that takes {typeof(TConfig).Name}.");
         AdapterNames.EnsureValid(name);
         if (_configs.ContainsKey(name)) throw new ArgumentException($"An adapter named '{name}' already exists.", nameof(name));
+        typed = PrepareConfig(typed);
 
         // A module this tuner already wrapped is a candidate too (a second adapter joins its layer),
         // judged by the module it wraps; the wrapper's own children never are.
         var wrapped = Model.NamedModules().Where(m => m.Module is TunerLayer).Select(m => m.Path + ".").ToList();
         var candidates = Model.NamedModules().Where(m => !wrapped.Any(w => m.Path.StartsWith(w, StringComparison.Ordinal)))
             .Select(m => (m.Path, Module: m.Module is TunerLayer t ? (nn.Module)t.BaseLayer : m.Module))
-            .Select(m => (m.Path, Supports(m.Module) && (typed.TargetModules?.IsAllLinear != true || IsLinear(m.Module))))
             .ToList();
-        IReadOnlyList<string> targets = TargetSelection.Select(typed, candidates, OutputHeadPath());
+        IReadOnlyList<string> targets = SelectTargets(name, typed, candidates);
 
         var created = new List<string>();
         var extended = new List<TLayer>();
@@ -194,6 +244,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         }
         try
         {
+            ImportModelTensors(state.Name, state.ModelTensors);
             var expected = ExpectedTensors(state.Name);
             var baseTensors = BaseLayerTensors();
             // Base-layer tensors saved with the adapter (PEFT saves whole embedding layers it targets) are loaded into the base, as PEFT does.
@@ -216,8 +267,11 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     {
         TConfig config = GetConfig(name);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var modelTensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         using (no_grad())
         {
+            foreach ((string key, Tensor value) in ModelTensors(name))
+                modelTensors[key] = value.detach().to(CPU).clone();
             foreach ((string key, Tensor value) in ExpectedTensors(name))
                 tensors[key] = value.detach().to(CPU).clone();
             foreach ((string path, TLayer layer) in _layers)
@@ -227,7 +281,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                     tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
             }
         }
-        return new AdapterState(name, config.ToJson(), tensors);
+        return new AdapterState(name, config.ToJson(), tensors) { ModelTensors = modelTensors };
     }
 
     /// <inheritdoc />
@@ -256,6 +310,9 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
 
     /// <summary>Whether the adapters merge into the base weights. Default: whether every injected layer can (true while there is none).</summary>
     public virtual bool CanMerge => _layers.Values.All(l => l.CanMerge);
+
+    /// <summary>Why the adapters cannot merge, when <see cref="CanMerge"/> is false (contract 1.1). Default: null, no reason given.</summary>
+    public virtual string? CannotMergeReason => null;
 
     /// <inheritdoc />
     public IReadOnlyList<string> MergedAdapters => _adapterOrder.Where(a => _layers.Values.Any(l => l.MergedAdapters.Contains(a))).ToList();

@@ -28,12 +28,8 @@ public static class TargetSelection
         var selected = new List<string>();
         foreach ((string path, bool supported) in candidates)
         {
-            bool match = targets.IsAllLinear
-                ? supported && path != outputHead && !(outputHead is not null && path.EndsWith("." + outputHead, StringComparison.Ordinal))
-                : targets.Matches(path);
-            if (!match) continue;
-            if (config.ExcludeModules is not null && config.ExcludeModules.Matches(path)) continue;
-            if (config.LayersToTransform is not null && targets.Names is not null && !InLayers(path, config)) continue;
+            if (targets.IsAllLinear && (!supported || path == outputHead || (outputHead is not null && path.EndsWith("." + outputHead, StringComparison.Ordinal)))) continue;
+            if (!Matches(config, path)) continue;
             if (!supported)
                 throw new TunerConfigException($"target module '{path}' matches target_modules {targets} but its type is not supported by this tuner.");
             selected.Add(path);
@@ -44,6 +40,24 @@ public static class TargetSelection
             throw new TunerConfigException($"target_modules {targets} matched no module of the model. Modules this tuner can adapt: {(sample.Length == 0 ? "none" : sample)}.");
         }
         return selected;
+    }
+
+    /// <summary>
+    /// Whether PEFT's rules select the module at <paramref name="path"/> by its path alone (contract 1.1):
+    /// <c>target_modules</c> (a name the path equals or ends with after a ".", or a full-match regex), not
+    /// <c>exclude_modules</c>, and within <c>layers_to_transform</c> when that is given with a list of names.
+    /// False when <c>target_modules</c> is null; for <c>all-linear</c> every path matches here (the caller
+    /// decides by the module's type, and leaves out the output head). For a tuner with its own selection
+    /// rule (<see cref="LayerTunerModel{TConfig, TLayer}"/>'s <c>SelectTargets</c>).
+    /// </summary>
+    public static bool Matches(TargetedTunerConfig config, string path)
+    {
+        ModuleSelector? targets = config.TargetModules;
+        if (targets is null) return false;
+        if (!targets.IsAllLinear && !targets.Matches(path)) return false;
+        if (config.ExcludeModules is not null && config.ExcludeModules.Matches(path)) return false;
+        if (config.LayersToTransform is not null && targets.Names is not null && !InLayers(path, config)) return false;
+        return true;
     }
 
     private static bool InLayers(string path, TargetedTunerConfig config)

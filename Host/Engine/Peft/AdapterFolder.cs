@@ -12,7 +12,8 @@ namespace PeftHost.Engine.Peft;
 /// <summary>
 /// PEFT's adapter folder: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> whose keys
 /// carry the <c>base_model.model.</c> prefix with the adapter name removed (prompt learning saves
-/// <c>prompt_embeddings</c> without a prefix), metadata <c>{"format": "pt"}</c>.
+/// <c>prompt_embeddings</c> without a prefix), metadata <c>{"format": "pt"}</c>. Tensors of the tuner
+/// model itself (<see cref="AdapterState.ModelTensors"/>, VeRA's shared projections) are under <c>base_model.</c>.
 /// </summary>
 public static class AdapterFolder
 {
@@ -24,6 +25,9 @@ public static class AdapterFolder
 
     /// <summary>The prefix PEFT's PeftModel puts before module paths.</summary>
     public const string KeyPrefix = "base_model.model.";
+
+    /// <summary>The prefix of tensors that belong to the tuner model (PEFT's <c>PeftModel.base_model</c>) rather than to a module.</summary>
+    public const string ModelKeyPrefix = "base_model.";
 
     /// <summary>Where PEFT's save_pretrained writes an adapter: the folder itself for "default", else a sub-folder named after it.</summary>
     public static string AdapterDirectory(string root, string adapter) => adapter == "default" ? root : Path.Combine(root, adapter);
@@ -37,12 +41,14 @@ public static class AdapterFolder
         string json = Sorted(config)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
         AtomicFile.WriteAllBytes(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFile),
-            state.Tensors.Select(t => TensorBridge.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value)).ToList(),
+            state.Tensors.Select(t => TensorBridge.ToWrite(prefixKeys ? KeyPrefix + t.Key : t.Key, t.Value))
+                .Concat(state.ModelTensors.Select(t => TensorBridge.ToWrite(ModelKeyPrefix + t.Key, t.Value))).ToList(),
             new Dictionary<string, string> { ["format"] = "pt" });
     }
 
     /// <summary>
-    /// Reads an adapter folder as plain data. Keys lose the <c>base_model.model.</c> prefix.
+    /// Reads an adapter folder as plain data. Keys lose the <c>base_model.model.</c> prefix; other keys under
+    /// <c>base_model.</c> are the tuner model's own (<see cref="AdapterState.ModelTensors"/>) and lose that prefix.
     /// </summary>
     /// <exception cref="FileNotFoundException">No config, or no safetensors weights (a pickle-only folder is refused by name).</exception>
     public static AdapterState Read(string folder, string adapterName)
@@ -72,12 +78,15 @@ public static class AdapterFolder
         }
         using SafetensorsFile file = SafetensorsFile.Open(weights);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var modelTensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (SafetensorsTensorInfo info in file.Tensors)
         {
-            string key = info.Name.StartsWith(KeyPrefix, StringComparison.Ordinal) ? info.Name[KeyPrefix.Length..] : info.Name;
-            tensors[key] = TensorBridge.Read(file, info.Name);
+            string name = info.Name;
+            if (name.StartsWith(KeyPrefix, StringComparison.Ordinal)) tensors[name[KeyPrefix.Length..]] = TensorBridge.Read(file, name);
+            else if (name.StartsWith(ModelKeyPrefix, StringComparison.Ordinal)) modelTensors[name[ModelKeyPrefix.Length..]] = TensorBridge.Read(file, name);
+            else tensors[name] = TensorBridge.Read(file, name);
         }
-        return new AdapterState(adapterName, config, tensors);
+        return new AdapterState(adapterName, config, tensors) { ModelTensors = modelTensors };
     }
 
     // PEFT writes its config with json.dumps(sort_keys=True).

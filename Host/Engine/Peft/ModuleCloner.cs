@@ -7,7 +7,8 @@ namespace PeftHost.Engine.Peft;
 
 /// <summary>
 /// Deep copies of the module types <c>modules_to_save</c> is used on (heads and norms): TorchSharp
-/// has no generic deepcopy, so each supported type is rebuilt with its shape and its tensors copied.
+/// has no generic deepcopy, so each supported type is rebuilt with its shape and its tensors copied
+/// (a model's own module types copy themselves: <see cref="ICopyableModule"/>).
 /// </summary>
 public static class ModuleCloner
 {
@@ -21,7 +22,8 @@ public static class ModuleCloner
             Embedding e => nn.Embedding(e.weight!.shape[0], e.weight.shape[1], device: e.weight.device, dtype: e.weight.dtype),
             Conv1D c => new Conv1D(c.InFeatures, c.OutFeatures, c.weight.device, c.weight.dtype),
             LayerNorm n => nn.LayerNorm(n.weight!.shape, n.eps, elementwise_affine: true, bias: n.bias is not null, device: n.weight.device, dtype: n.weight.dtype),
-            _ => throw new NotSupportedException($"modules_to_save: '{path}' is a {module.GetType().Name}, which cannot be copied (supported: Linear, Embedding, Conv1D, LayerNorm)."),
+            ICopyableModule c => c.Copy(),
+            _ => throw new NotSupportedException($"modules_to_save: '{path}' is a {module.GetType().Name}, which cannot be copied (supported: Linear, Embedding, Conv1D, LayerNorm, and modules implementing ICopyableModule)."),
         };
         using (no_grad())
         {

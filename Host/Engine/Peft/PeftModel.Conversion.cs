@@ -56,6 +56,6 @@ public sealed partial class PeftModel
         if (!_modulesToSave.Holds(name)) return result;
         var tensors = new Dictionary<string, Tensor>(result.Tensors, StringComparer.Ordinal);
         _modulesToSave.Export(name, tensors);
-        return new AdapterState(result.Name, result.Config, tensors);
+        return new AdapterState(result.Name, result.Config, tensors) { ModelTensors = result.ModelTensors };
     });
 }

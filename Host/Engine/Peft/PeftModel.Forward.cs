@@ -12,6 +12,8 @@ public sealed partial class PeftModel
     /// <summary>
     /// Runs a forward pass (any code that calls the model) under the read lock. An exception thrown
     /// by a plugin's code becomes a <see cref="PluginFaultException"/> naming it; the model stays usable.
+    /// A <see cref="NotSupportedException"/> (what the active adapters cannot do, e.g. two LN tuning adapters
+    /// on one module) keeps its type.
     /// </summary>
     /// <param name="forward">The code that calls the model.</param>
     /// <param name="adapterNames">
@@ -44,7 +46,9 @@ public sealed partial class PeftModel
         {
             return forward();
         }
-        catch (Exception e) when (e is not PluginFaultException && FaultingPlugin(e) is { } slot)
+        // As for every other operation (Guard): an operation the method or its config cannot do is the caller's
+        // to fix and keeps its type (LN tuning and BitFit run one adapter per module at a time).
+        catch (Exception e) when (e is not (PluginFaultException or NotSupportedException) && FaultingPlugin(e) is { } slot)
         {
             throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, "forward", e);
         }

@@ -1,5 +1,7 @@
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Engine.Plugins;
+using static TorchSharp.torch;
 
 namespace PeftHost.Engine.Peft;
 
@@ -74,6 +76,10 @@ public sealed partial class PeftModel
             TunerSlot slot = Attach(peftType, plugin);
             foreach (AdapterState state in states) Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
         }
+        // The new version's layers start in TorchSharp's default training mode; each takes the mode of the module
+        // it wraps, so that a reload changes nothing the forward does (an adapter's dropout stays off in eval).
+        foreach (nn.Module module in BaseModel.modules())
+            if (module is TunerLayer layer) layer.train(layer.BaseLayer.training);
         ApplyActive();
         foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = _enabled);
     }

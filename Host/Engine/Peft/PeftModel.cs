@@ -82,7 +82,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         EnsureNewName(state.Name);
         (Dictionary<string, Tensor> tunerTensors, Dictionary<string, Tensor> copies) = _modulesToSave.Split(state.Config, state.Tensors);
-        var tunerState = new AdapterState(state.Name, state.Config, tunerTensors);
+        var tunerState = new AdapterState(state.Name, state.Config, tunerTensors) { ModelTensors = state.ModelTensors };
         TunerSlot slot = SlotFor(state.PeftType, out bool created);
         try
         {
@@ -105,7 +105,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         if (!_modulesToSave.Holds(name)) return state;
         var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
         _modulesToSave.Export(name, tensors);
-        return new AdapterState(state.Name, state.Config, tensors);
+        return new AdapterState(state.Name, state.Config, tensors) { ModelTensors = state.ModelTensors };
     });
 
     /// <summary>
@@ -192,7 +192,10 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
             throw new InvalidDataException($"Hotswap into '{state.Name}': the new adapter is {state.PeftType}, the loaded one {slot.PeftType}.");
         if (slot.Model is not IHotswapModel h) throw new NotSupportedException($"{slot.PeftType} adapters cannot be hotswapped.");
         IReadOnlySet<string> copyKeys = _modulesToSave.KeysOf(state.Name);
-        var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !copyKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value));
+        var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !copyKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value))
+        {
+            ModelTensors = state.ModelTensors,
+        };
         Guard(slot, "hotswap", () => h.Hotswap(state.Name, tunerState));
         if (copyKeys.Count > 0) _modulesToSave.Fill(state.Name, state.Tensors);
     });
@@ -279,7 +282,10 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
                 var mine = names.Where(n => _adapterTypes[n] == slot.PeftType).ToList();
                 if (mine.Count == 0) continue;
                 if (!slot.Model.CanMerge)
-                    throw new NotSupportedException($"{slot.PeftType} adapters ({string.Join(", ", mine)}) cannot be merged into the base weights.");
+                {
+                    string? reason = Guard(slot, "merge", () => slot.Model.CannotMergeReason);
+                    throw new NotSupportedException($"{slot.PeftType} adapters ({string.Join(", ", mine)}) cannot be merged into the base weights{(reason is null ? "." : ": " + reason)}");
+                }
                 Guard(slot, "merge", () => slot.Model.Merge(mine, safeMerge));
                 done.Add(slot);
             }
@@ -396,7 +402,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         var surgeon = new ModelSurgeon(BaseModel);
         ITuner tuner = plugin.Tuners[peftType];
-        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}"));
+        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}")) { ModelType = ModelType(BaseModel) };
         ITunerModel model;
         try { model = tuner.Attach(surgeon, context); }
         catch (Exception e) { throw new PluginFaultException(plugin.Manifest.Id, plugin.Manifest.Version, "attach", e); }
@@ -404,6 +410,14 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         _slots.Add(slot);
         return slot;
     }
+
+    // transformers' model_type of our architectures (what PEFT's target-module tables are keyed by); null for a user's own module.
+    private static string? ModelType(nn.Module model) => model switch
+    {
+        Models.ICausalLM causal => causal.Config.ModelType,
+        Models.ISequenceClassifier classifier => classifier.Config.ModelType,
+        _ => null,
+    };
 
     // Detaches a tuner model; whatever the plugin does, the host's surgeon restores every module
     // it replaced, so the base model comes back exactly.

@@ -9,9 +9,10 @@ namespace PeftHost.Models.Gpt2;
 /// <summary>One block (<c>transformer.h.N</c>): x + attn(ln_1(x)), then h + mlp(ln_2(h)).</summary>
 public sealed class Gpt2Block : nn.Module
 {
-    private readonly LayerNorm ln_1;
+    // Norms in Module<Tensor, Tensor> fields so that tuners can wrap them (LN tuning, BitFit).
+    private nn.Module<Tensor, Tensor> ln_1;
     private readonly Gpt2Attention attn;
-    private readonly LayerNorm ln_2;
+    private nn.Module<Tensor, Tensor> ln_2;
     private readonly Gpt2Mlp mlp;
 
     /// <summary>Block <paramref name="layer"/>.</summary>

@@ -12,7 +12,7 @@ public sealed class Gpt2Model : nn.Module
     private nn.Module<Tensor, Tensor> wte;
     private nn.Module<Tensor, Tensor> wpe;
     private readonly ModuleList<Gpt2Block> h = new();
-    private readonly LayerNorm ln_f;
+    private nn.Module<Tensor, Tensor> ln_f;
     private readonly double _dropout;
 
     /// <summary>The stack per config.</summary>
@@ -29,8 +29,8 @@ public sealed class Gpt2Model : nn.Module
         register_module("ln_f", ln_f);
     }
 
-    /// <summary>A weight no tuner wraps (the final norm's): the model's dtype and device.</summary>
-    internal Tensor Reference => ln_f.weight!;
+    /// <summary>The final norm's weight (the base's, when a tuner wraps the norm): the model's dtype and device.</summary>
+    internal Tensor Reference => ln_f.parameters().First();
 
     /// <summary>The token embedding (what the tied head shares).</summary>
     public nn.Module<Tensor, Tensor> Wte => wte;

@@ -10,6 +10,7 @@ public sealed class LlamaDecoderLayer : nn.Module
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
+    // Module<Tensor, Tensor> fields so that tuners can wrap the norms (LN tuning).
     private nn.Module<Tensor, Tensor> input_layernorm;
     private nn.Module<Tensor, Tensor> post_attention_layernorm;
 

@@ -11,7 +11,7 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers = new();
-    // Module<Tensor, Tensor> fields (not RmsNorm) so that modules_to_save can wrap the norms.
+    // Module<Tensor, Tensor> fields so that tuners can wrap them (LN tuning trains a copy of each norm).
     private nn.Module<Tensor, Tensor> norm;
     private readonly LlamaConfig _config;
     private readonly RotaryEmbedding _rope;
@@ -33,10 +33,7 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
     /// <summary>The input embedding (what a tied head shares).</summary>
     public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
 
-    /// <summary>
-    /// A weight of the model's dtype and device (the final norm's first parameter: a tuner that wraps the
-    /// norm registers the wrapped module first, so this is still the base weight).
-    /// </summary>
+    /// <summary>The final norm's weight (the base's, when a tuner wraps the norm): the model's dtype and device.</summary>
     internal Tensor Reference => norm.parameters().First();
 
     /// <summary>The RoPE tables.</summary>

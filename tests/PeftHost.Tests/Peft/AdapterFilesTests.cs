@@ -109,11 +109,11 @@ public class AdapterFilesTests
         JsonObject saved = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "adapter_config.json")))!.AsObject();
         Assert.Equal(1, saved["some_future_field"]!["x"]!.GetValue<int>());
 
-        saved["peft_type"] = "VERA";
+        saved["peft_type"] = "NO_SUCH_METHOD";
         File.WriteAllText(Path.Combine(dir.Path, "adapter_config.json"), saved.ToJsonString());
         using var target = new PeftModel(new TwoBlocks(), catalog);
         var e = Assert.Throws<KeyNotFoundException>(() => target.LoadAdapter(dir.Path, "default"));
-        Assert.Contains("No plugin serves peft_type 'VERA'", e.Message);
+        Assert.Contains("No plugin serves peft_type 'NO_SUCH_METHOD'", e.Message);
         Assert.Empty(target.Adapters);
     }
 }

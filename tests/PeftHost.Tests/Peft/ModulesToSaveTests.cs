@@ -102,4 +102,22 @@ public class ModulesToSaveTests
         Assert.Empty(peft.Adapters);
         Assert.DoesNotContain(model.named_modules(), m => m.name.Contains("lora_A"));
     }
+
+    [Fact]
+    public void A_model_own_module_type_is_copied_through_ICopyableModule()
+    {
+        // The Llama's RMSNorm is not a TorchSharp type; it copies itself, so modules_to_save can hold it.
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = PluginDirs.Installed });
+        catalog.Scan();
+        using var dir = new ScratchFolder();
+        using nn.Module model = PeftHost.Models.ModelFactory.Load(Path.Combine(PeftHost.Tests.PeftReference.PeftCase.Root, "bases", "llama")).Model;
+        JsonObject config = Configs.Lora("q_proj");
+        config["modules_to_save"] = new JsonArray("norm");
+        using var peft = new PeftModel(model, catalog);
+        peft.AddAdapter("default", config);
+        Assert.Contains("base_model.model.model.norm.modules_to_save.default.weight", peft.NamedParameters().Where(p => p.Parameter.requires_grad).Select(p => p.Name));
+        peft.SavePretrained(dir.Path);
+        using var file = SafetensorsFile.Open(Path.Combine(dir.Path, AdapterFolder.WeightsFile));
+        Assert.Contains("base_model.model.model.norm.weight", file.Tensors.Select(t => t.Name));
+    }
 }

@@ -40,8 +40,13 @@ internal sealed class PeftCase
     /// <summary>The adapter folder, or its sub-folder for a named adapter saved beside "default".</summary>
     public string AdapterDir(string? sub = null) => sub is null ? Path.Combine(Folder, "adapter") : Path.Combine(Folder, "adapter", sub);
 
+    /// <summary>The base model folder: the case's own <c>base/</c>, or the shared one meta.json's <c>base.folder</c> names (<c>../bases/&lt;kind&gt;</c>).</summary>
+    public string BaseDir => Meta["base"]?["folder"]?.GetValue<string>() is { } shared
+        ? Path.GetFullPath(Path.Combine(Folder, shared))
+        : Path.Combine(Folder, "base");
+
     /// <summary>The base model, loaded with our loader (eval, float32, CPU).</summary>
-    public nn.Module LoadBase() => ModelFactory.Load(Path.Combine(Folder, "base")).Model;
+    public nn.Module LoadBase() => ModelFactory.Load(BaseDir).Model;
 
     /// <summary>A catalog over the installed plugins folder, as a user's host has.</summary>
     public static PluginCatalog Catalog()
@@ -84,14 +89,17 @@ internal sealed class PeftCase
     /// the same keys, dtypes and shapes (meta.json's layout, less keys of other adapters that PEFT's
     /// substring filter leaked into it), and the same config fields and values.
     /// </summary>
-    public void AssertSavesLikePeft(PeftModel peft, string adapter = "default")
+    /// <param name="peft">The model holding the adapter.</param>
+    /// <param name="adapter">The adapter to save.</param>
+    /// <param name="folder">The case's adapter folder the file is compared with (newer cases key meta.json by it: "adapter", "final_adapter").</param>
+    public void AssertSavesLikePeft(PeftModel peft, string adapter = "default", string folder = "adapter")
     {
         using var scratch = new ScratchFolder();
         peft.SavePretrained(scratch.Path, [adapter]);
         string sub = adapter == "default" ? "" : adapter + "/";
         string dir = AdapterFolder.AdapterDirectory(scratch.Path, adapter);
 
-        var expectedTensors = Meta["adapter_safetensors_layout"]![sub + "adapter_model.safetensors"]!["tensors"]!.AsObject()
+        var expectedTensors = Saved("adapter_safetensors_layout", folder, sub, "adapter_model.safetensors")["tensors"]!.AsObject()
             .Where(t => !IsForeignKey(t.Key))
             .ToDictionary(t => t.Key, t => $"{t.Value![0]!.GetValue<string>()} [{string.Join(", ", t.Value[1]!.AsArray().Select(d => d!.GetValue<long>()))}]");
         using (var file = SafetensorsFile.Open(Path.Combine(dir, AdapterFolder.WeightsFile)))
@@ -101,11 +109,21 @@ internal sealed class PeftCase
             Assert.Equal("pt", file.Metadata["format"]);
         }
 
-        var expectedConfig = Meta["adapter_config_saved"]![sub + "adapter_config.json"]!.AsObject();
+        var expectedConfig = Saved("adapter_config_saved", folder, sub, "adapter_config.json");
         var actualConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, AdapterFolder.ConfigFile)))!.AsObject();
         Assert.Equal(expectedConfig.Select(p => p.Key).Order(StringComparer.Ordinal), actualConfig.Select(p => p.Key).Order(StringComparer.Ordinal));
         foreach ((string key, JsonNode? value) in expectedConfig)
             Assert.True(SameValue(key, value, actualConfig[key]), $"{Name}: config field '{key}': PEFT saved {value?.ToJsonString() ?? "null"}, we saved {actualConfig[key]?.ToJsonString() ?? "null"}.");
+    }
+
+    // meta.json's record of a saved file: "<sub>/<file>" (make_cases.py), or under the folder's name,
+    // holding the file's record by file name (make_method_cases.py) or the record itself (make_formula_cases.py).
+    private JsonObject Saved(string section, string folder, string sub, string file)
+    {
+        JsonObject records = Meta[section]!.AsObject();
+        if (records[sub + file] is JsonObject old) return old;
+        JsonObject entry = records[folder + (sub.Length == 0 ? "" : "/" + sub.TrimEnd('/'))]!.AsObject();
+        return entry[file] as JsonObject ?? entry;
     }
 
     // PEFT keeps every key that contains the adapter name as a substring, so a file of adapter "a"

@@ -14,12 +14,12 @@ public class PluginDiscoveryTests
     }
 
     [Fact]
-    public void Installed_plugins_load_and_serve_all_six_peft_types()
+    public void Installed_plugins_load_and_serve_all_their_peft_types()
     {
         using PluginCatalog catalog = Scan(PluginDirs.Installed);
         Assert.All(catalog.Plugins, p => Assert.True(p.Status == PluginStatus.Loaded, $"{p.Id}: {p.Error}"));
-        Assert.Equal(["adalora", "ia3", "lora", "prompt-tuning"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
-        Assert.Equal(["ADALORA", "IA3", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"], catalog.PeftTypes.ToArray());
+        Assert.Equal(["adalora", "bitfit", "bottleneck", "fourierft", "ia3", "ln-tuning", "lora", "prompt-tuning", "vera"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
+        Assert.Equal(["ADALORA", "BITFIT", "BOTTLENECK", "FOURIERFT", "IA3", "LN_TUNING", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA"], catalog.PeftTypes.ToArray());
         Assert.Equal("LORA", catalog.GetTuner("LORA").PeftType);
         Assert.All(catalog.Plugins, p => Assert.True(Path.IsPathRooted(p.Path) && File.Exists(p.Path)));
     }
@@ -110,8 +110,8 @@ public class PluginDiscoveryTests
     public void Unknown_peft_type_lists_what_is_served()
     {
         using PluginCatalog catalog = Scan(PluginDirs.Installed);
-        var e = Assert.Throws<KeyNotFoundException>(() => catalog.GetTuner("VERA"));
-        Assert.Contains("No plugin serves peft_type 'VERA'", e.Message);
+        var e = Assert.Throws<KeyNotFoundException>(() => catalog.GetTuner("NO_SUCH_METHOD"));
+        Assert.Contains("No plugin serves peft_type 'NO_SUCH_METHOD'", e.Message);
         Assert.Contains("LORA", e.Message);
     }
 
