@@ -40,8 +40,13 @@ internal sealed class PeftCase
     /// <summary>The adapter folder, or its sub-folder for a named adapter saved beside "default".</summary>
     public string AdapterDir(string? sub = null) => sub is null ? Path.Combine(Folder, "adapter") : Path.Combine(Folder, "adapter", sub);
 
+    /// <summary>The base model folder: the case's own <c>base/</c>, or the shared one meta.json's <c>base.folder</c> names (relative to the case, e.g. <c>../bases/llama</c>).</summary>
+    public string BaseDir => Meta["base"] is JsonObject b && b["folder"] is JsonValue shared
+        ? Path.GetFullPath(Path.Combine(Folder, shared.GetValue<string>()))
+        : Path.Combine(Folder, "base");
+
     /// <summary>The base model, loaded with our loader (eval, float32, CPU).</summary>
-    public nn.Module LoadBase() => ModelFactory.Load(Path.Combine(Folder, "base")).Model;
+    public nn.Module LoadBase() => ModelFactory.Load(BaseDir).Model;
 
     /// <summary>A catalog over the installed plugins folder, as a user's host has.</summary>
     public static PluginCatalog Catalog()
@@ -91,7 +96,7 @@ internal sealed class PeftCase
         string sub = adapter == "default" ? "" : adapter + "/";
         string dir = AdapterFolder.AdapterDirectory(scratch.Path, adapter);
 
-        var expectedTensors = Meta["adapter_safetensors_layout"]![sub + "adapter_model.safetensors"]!["tensors"]!.AsObject()
+        var expectedTensors = Saved("adapter_safetensors_layout", sub + "adapter_model.safetensors")["tensors"]!.AsObject()
             .Where(t => !IsForeignKey(t.Key))
             .ToDictionary(t => t.Key, t => $"{t.Value![0]!.GetValue<string>()} [{string.Join(", ", t.Value[1]!.AsArray().Select(d => d!.GetValue<long>()))}]");
         using (var file = SafetensorsFile.Open(Path.Combine(dir, AdapterFolder.WeightsFile)))
@@ -101,12 +106,16 @@ internal sealed class PeftCase
             Assert.Equal("pt", file.Metadata["format"]);
         }
 
-        var expectedConfig = Meta["adapter_config_saved"]![sub + "adapter_config.json"]!.AsObject();
+        var expectedConfig = Saved("adapter_config_saved", sub + "adapter_config.json");
         var actualConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, AdapterFolder.ConfigFile)))!.AsObject();
         Assert.Equal(expectedConfig.Select(p => p.Key).Order(StringComparer.Ordinal), actualConfig.Select(p => p.Key).Order(StringComparer.Ordinal));
         foreach ((string key, JsonNode? value) in expectedConfig)
             Assert.True(SameValue(key, value, actualConfig[key]), $"{Name}: config field '{key}': PEFT saved {value?.ToJsonString() ?? "null"}, we saved {actualConfig[key]?.ToJsonString() ?? "null"}.");
     }
+
+    // make_cases.py keys meta.json's records by file ("other/adapter_config.json"); its siblings by folder first ("adapter").
+    private JsonObject Saved(string record, string file) =>
+        (Meta[record]![file] ?? Meta[record]!["adapter"]![file])!.AsObject();
 
     // PEFT keeps every key that contains the adapter name as a substring, so a file of adapter "a"
     // also holds "...lora_A.b.weight"; a key whose part after the LoRA tensor name is more than "weight" is foreign.
