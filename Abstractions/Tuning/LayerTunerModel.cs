@@ -171,6 +171,9 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                     created.Add(path);
                 }
                 AddAdapterToLayer(layer, path, name, typed);
+                // A new layer, and what a new adapter put in it (a dropout module), run in the mode of the module
+                // they wrap: adding an adapter, a load or a hot reload never switches an eval model to training.
+                layer.train(layer.BaseLayer.training);
                 extended.Add(layer);
                 if (!layer.Adapters.Contains(name))
                     throw new InvalidOperationException($"{GetType().Name}: after AddAdapterToLayer, the layer at '{path}' does not hold adapter '{name}' (it must add an entry to a container it declared).");

@@ -7,16 +7,16 @@ namespace PeftHost.Tests;
 public class CliTests
 {
     [Fact]
-    public void Plugins_json_lists_the_four_plugins_loaded_with_all_six_peft_types()
+    public void Plugins_json_lists_every_plugin_loaded_with_its_peft_types()
     {
         (int code, string stdout, string stderr) = Cli.Run("plugins", "--json");
         Assert.True(code == 0, stderr);
         JsonArray plugins = JsonNode.Parse(stdout)!.AsArray();
-        Assert.Equal(["adalora", "ia3", "lora", "prompt-tuning"], plugins.Select(p => p!["id"]!.GetValue<string>()).Order().ToArray());
+        Assert.Equal(["adalora", "boft", "ia3", "loha", "lokr", "lora", "oft", "prompt-tuning"], plugins.Select(p => p!["id"]!.GetValue<string>()).Order().ToArray());
         Assert.All(plugins, p => Assert.Equal("loaded", p!["status"]!.GetValue<string>()));
         Assert.All(plugins, p => Assert.True(File.Exists(p!["path"]!.GetValue<string>())));
         Assert.All(plugins, p => Assert.Null(p!["error"]));
-        Assert.Equal(["ADALORA", "IA3", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"],
+        Assert.Equal(["ADALORA", "BOFT", "IA3", "LOHA", "LOKR", "LORA", "OFT", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"],
             plugins.SelectMany(p => p!["methods"]!.AsArray().Select(m => m!.GetValue<string>())).Order(StringComparer.Ordinal).ToArray());
     }
 

@@ -14,12 +14,12 @@ public class PluginDiscoveryTests
     }
 
     [Fact]
-    public void Installed_plugins_load_and_serve_all_six_peft_types()
+    public void Installed_plugins_load_and_serve_every_peft_type()
     {
         using PluginCatalog catalog = Scan(PluginDirs.Installed);
         Assert.All(catalog.Plugins, p => Assert.True(p.Status == PluginStatus.Loaded, $"{p.Id}: {p.Error}"));
-        Assert.Equal(["adalora", "ia3", "lora", "prompt-tuning"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
-        Assert.Equal(["ADALORA", "IA3", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"], catalog.PeftTypes.ToArray());
+        Assert.Equal(["adalora", "boft", "ia3", "loha", "lokr", "lora", "oft", "prompt-tuning"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
+        Assert.Equal(["ADALORA", "BOFT", "IA3", "LOHA", "LOKR", "LORA", "OFT", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"], catalog.PeftTypes.ToArray());
         Assert.Equal("LORA", catalog.GetTuner("LORA").PeftType);
         Assert.All(catalog.Plugins, p => Assert.True(Path.IsPathRooted(p.Path) && File.Exists(p.Path)));
     }
