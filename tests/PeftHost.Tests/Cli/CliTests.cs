@@ -48,7 +48,7 @@ public class CliTests
         Assert.Contains(doctor["torchsharp"]!["native_fix"]!.GetValue<string>(), new[] { "applied", "not-needed" });
         Assert.True(doctor["torchsharp"]!["loads"]!.GetValue<bool>());
         Assert.Contains("cpu", doctor["devices"]!.AsArray().Select(d => d!.GetValue<string>()));
-        Assert.Equal(4, doctor["plugins"]!.AsArray().Count);
+        Assert.Equal(8, doctor["plugins"]!.AsArray().Count);
         Assert.True(Path.IsPathRooted(doctor["plugins_dir"]!.GetValue<string>()));
     }
 
