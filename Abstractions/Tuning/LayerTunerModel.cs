@@ -111,6 +111,17 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     protected bool Importing { get; private set; }
 
     /// <summary>
+    /// While <see cref="Importing"/> is true, the tensors of the adapter being imported, by the keys of its
+    /// <see cref="AdapterState"/> (module path + saved layer key); empty otherwise. For a layer whose shape
+    /// the config alone does not fix, so that <see cref="AddAdapterToLayer"/> can read it off the file
+    /// (PEFT's BOFT: the number of butterfly factors is the first dimension of <c>boft_R</c>). Read only; the
+    /// copy into the layer is the base class's.
+    /// </summary>
+    protected IReadOnlyDictionary<string, Tensor> ImportingTensors { get; private set; } = EmptyTensors;
+
+    private static readonly IReadOnlyDictionary<string, Tensor> EmptyTensors = new Dictionary<string, Tensor>();
+
+    /// <summary>
     /// Called after the adapters, the active set or their tensors change (add, import, delete,
     /// activate), once PEFT's trainable flags are set: an adapter's tensors in layers that declare
     /// their containers train when it is active and its config is not in inference mode. The place for
@@ -210,6 +221,9 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                     created.Add(path);
                 }
                 AddAdapterToLayer(layer, path, name, typed);
+                // A new layer, and what a new adapter put in it (a dropout module), run in the mode of the module
+                // they wrap: adding an adapter, a load or a hot reload never switches an eval model to training.
+                layer.train(layer.BaseLayer.training);
                 extended.Add(layer);
                 if (!layer.Adapters.Contains(name))
                     throw new InvalidOperationException($"{GetType().Name}: after AddAdapterToLayer, the layer at '{path}' does not hold adapter '{name}' (it must add an entry to a container it declared).");
@@ -234,6 +248,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     {
         TConfig config = ParseConfig(state.Config);
         Importing = true;
+        ImportingTensors = state.Tensors;
         try
         {
             AddAdapter(state.Name, config);
@@ -241,14 +256,17 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         finally
         {
             Importing = false;
+            ImportingTensors = EmptyTensors;
         }
         try
         {
             ImportModelTensors(state.Name, state.ModelTensors);
             var expected = ExpectedTensors(state.Name);
             var baseTensors = BaseLayerTensors();
-            // Base-layer tensors saved with the adapter (PEFT saves whole embedding layers it targets) are loaded into the base, as PEFT does.
-            AdapterTensorCopy.CopyChecked(state.Name, expected.Concat(baseTensors.Where(b => state.Tensors.ContainsKey(b.Key))), state.Tensors);
+            foreach ((string key, Tensor value) in SavedBaseModelTensors(state.Name)) baseTensors.TryAdd(key, value);
+            // Base-model tensors saved with the adapter (PEFT saves whole embedding layers it targets, BOFT's
+            // bias "all" every bias) are loaded into the base, as PEFT does.
+            AdapterTensorCopy.CopyChecked(state.Name, expected.Concat(baseTensors.Where(b => state.Tensors.ContainsKey(b.Key) && !expected.ContainsKey(b.Key))), state.Tensors);
             // As PEFT (load_state_dict with strict=False), keys the model has no place for are ignored; they are reported.
             var unexpected = state.Tensors.Keys.Where(k => !expected.ContainsKey(k) && !baseTensors.ContainsKey(k)).ToList();
             if (unexpected.Count > 0)
@@ -280,6 +298,8 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                 foreach (var (param, value) in layer.BaseLayer.named_parameters())
                     tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
             }
+            foreach ((string key, Tensor value) in SavedBaseModelTensors(name))
+                tensors.TryAdd(key, value.detach().to(CPU).clone());
         }
         return new AdapterState(name, config.ToJson(), tensors) { ModelTensors = modelTensors };
     }
@@ -394,6 +414,14 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
 
     /// <summary>Whether an adapter's export also carries the base weights of the layer at <paramref name="path"/> (PEFT does for targeted embedding layers).</summary>
     protected virtual bool ExportsBaseLayer(string path, TConfig config) => false;
+
+    /// <summary>
+    /// Tensors of the base model (not of any adapter) that an adapter's export carries, live, by their path in
+    /// the model as it is now (a wrapped layer's own as <c>&lt;path&gt;.base_layer.&lt;name&gt;</c>): saved with the
+    /// adapter, and loaded back into their place when an imported adapter holds them. Default: none. PEFT saves
+    /// some for trained base tensors: BOFT's <c>bias: "all"</c> saves every bias of the model.
+    /// </summary>
+    protected virtual IReadOnlyDictionary<string, Tensor> SavedBaseModelTensors(string adapter) => EmptyTensors;
 
     /// <summary>The wrapped base layers' tensors by key (<c>&lt;path&gt;.base_layer.&lt;name&gt;</c>), live.</summary>
     protected Dictionary<string, Tensor> BaseLayerTensors()

@@ -12,11 +12,11 @@ public class CliTests
         (int code, string stdout, string stderr) = Cli.Run("plugins", "--json");
         Assert.True(code == 0, stderr);
         JsonArray plugins = JsonNode.Parse(stdout)!.AsArray();
-        Assert.Equal(["adalora", "bitfit", "bottleneck", "fourierft", "ia3", "ln-tuning", "lora", "prompt-tuning", "vera"], plugins.Select(p => p!["id"]!.GetValue<string>()).Order().ToArray());
+        Assert.Equal(["adalora", "bitfit", "boft", "bottleneck", "fourierft", "ia3", "ln-tuning", "loha", "lokr", "lora", "oft", "prompt-tuning", "vera"], plugins.Select(p => p!["id"]!.GetValue<string>()).Order().ToArray());
         Assert.All(plugins, p => Assert.Equal("loaded", p!["status"]!.GetValue<string>()));
         Assert.All(plugins, p => Assert.True(File.Exists(p!["path"]!.GetValue<string>())));
         Assert.All(plugins, p => Assert.Null(p!["error"]));
-        Assert.Equal(["ADALORA", "BITFIT", "BOTTLENECK", "FOURIERFT", "IA3", "LN_TUNING", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA"],
+        Assert.Equal(["ADALORA", "BITFIT", "BOFT", "BOTTLENECK", "FOURIERFT", "IA3", "LN_TUNING", "LOHA", "LOKR", "LORA", "OFT", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA"],
             plugins.SelectMany(p => p!["methods"]!.AsArray().Select(m => m!.GetValue<string>())).Order(StringComparer.Ordinal).ToArray());
     }
 
@@ -48,7 +48,7 @@ public class CliTests
         Assert.Contains(doctor["torchsharp"]!["native_fix"]!.GetValue<string>(), new[] { "applied", "not-needed" });
         Assert.True(doctor["torchsharp"]!["loads"]!.GetValue<bool>());
         Assert.Contains("cpu", doctor["devices"]!.AsArray().Select(d => d!.GetValue<string>()));
-        Assert.Equal(9, doctor["plugins"]!.AsArray().Count);
+        Assert.Equal(13, doctor["plugins"]!.AsArray().Count);
         Assert.True(Path.IsPathRooted(doctor["plugins_dir"]!.GetValue<string>()));
     }
 

@@ -18,8 +18,8 @@ public class PluginDiscoveryTests
     {
         using PluginCatalog catalog = Scan(PluginDirs.Installed);
         Assert.All(catalog.Plugins, p => Assert.True(p.Status == PluginStatus.Loaded, $"{p.Id}: {p.Error}"));
-        Assert.Equal(["adalora", "bitfit", "bottleneck", "fourierft", "ia3", "ln-tuning", "lora", "prompt-tuning", "vera"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
-        Assert.Equal(["ADALORA", "BITFIT", "BOTTLENECK", "FOURIERFT", "IA3", "LN_TUNING", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA"], catalog.PeftTypes.ToArray());
+        Assert.Equal(["adalora", "bitfit", "boft", "bottleneck", "fourierft", "ia3", "ln-tuning", "loha", "lokr", "lora", "oft", "prompt-tuning", "vera"], catalog.Plugins.Select(p => p.Id).Order().ToArray());
+        Assert.Equal(["ADALORA", "BITFIT", "BOFT", "BOTTLENECK", "FOURIERFT", "IA3", "LN_TUNING", "LOHA", "LOKR", "LORA", "OFT", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA"], catalog.PeftTypes.ToArray());
         Assert.Equal("LORA", catalog.GetTuner("LORA").PeftType);
         Assert.All(catalog.Plugins, p => Assert.True(Path.IsPathRooted(p.Path) && File.Exists(p.Path)));
     }
