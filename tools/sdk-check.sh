@@ -19,7 +19,8 @@ started=$(date +%s)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-say() { echo "sdk-check: $*"; }
+# Each line says how far into the check it is (seconds), so a slow step shows in the CI log.
+say() { echo "sdk-check: [$(( $(date +%s) - started )) s] $*"; }
 fail() { echo "sdk-check: FAILED: $*" >&2; exit 1; }
 
 pefthost=$repo/Host/Cli/bin/Release/net10.0/pefthost
@@ -75,6 +76,7 @@ dotnet new install "artifacts/packages/PeftHost.Templates.$version.nupkg" --debu
   || { cat "$work/template.log"; fail "dotnet new install of the template package"; }
 dotnet new pefthost-tuner -n MyMethod -o "$work/MyMethod" --debug:custom-hive "$hive" >>"$work/template.log" 2>&1 \
   || { cat "$work/template.log"; fail "dotnet new pefthost-tuner"; }
+say "created MyMethod from the template"
 grep -q 'PeftTypeName = "MYMETHOD"' "$work/MyMethod/MyMethodTuner.cs" || fail "the template's peft_type is not MYMETHOD"
 grep -q "<PackageReference Include=\"PeftHost.Abstractions\" Version=\"$version\" />" "$work/MyMethod/MyMethod.csproj" \
   || fail "the template's project does not reference PeftHost.Abstractions $version"
@@ -86,9 +88,13 @@ cat > "$work/NuGet.config" <<EOF
   </packageSources>
 </configuration>
 EOF
-dotnet build "$work/MyMethod" -c Release -v:q -nologo >"$work/template-build.log" 2>&1 \
+# Both restore into a folder of their own (the packed package is not added to the machine's NuGet
+# cache); what the machine's cache already has (TorchSharp, ...) is taken from it, not downloaded.
+restore_here=(-p:RestorePackagesPath="$work/nuget-packages" -p:RestoreFallbackFolders="${NUGET_PACKAGES:-$HOME/.nuget/packages}")
+dotnet build "$work/MyMethod" -c Release "${restore_here[@]}" -v:q -nologo >"$work/template-build.log" 2>&1 \
   || { cat "$work/template-build.log"; fail "the project made by the template does not build"; }
-dotnet build samples/ScaleShift -c Release -p:PeftHostVersion="$version" -v:q -nologo >"$work/sample-build.log" 2>&1 \
+say "built MyMethod against the package"
+dotnet build samples/ScaleShift -c Release -p:PeftHostVersion="$version" "${restore_here[@]}" -v:q -nologo >"$work/sample-build.log" 2>&1 \
   || { cat "$work/sample-build.log"; fail "samples/ScaleShift does not build from the package"; }
 template_out=$work/MyMethod/bin/Release/net10.0
 sample_out=samples/ScaleShift/bin/Release/net10.0
@@ -96,7 +102,7 @@ sample_out=samples/ScaleShift/bin/Release/net10.0
   || fail "the template project's output holds more than the plugin's own files: $(files_of "$template_out" | tr '\n' ' ')"
 [ "$(files_of "$sample_out")" = "$(printf 'ScaleShift.deps.json\nScaleShift.dll\nScaleShift.pdb')" ] \
   || fail "the sample's output holds more than the plugin's own files: $(files_of "$sample_out" | tr '\n' ' ')"
-say "built MyMethod (from the template) and samples/ScaleShift against the package"
+say "built samples/ScaleShift against the package; both outputs hold only the plugin's own files"
 
 # --- 3. the host loads, trains and saves with them ---------------------------------------------------
 plugins=$work/plugins
