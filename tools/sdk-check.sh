@@ -91,18 +91,25 @@ EOF
 # Both restore into a folder of their own (the packed package is not added to the machine's NuGet
 # cache); what the machine's cache already has (TorchSharp, ...) is taken from it, not downloaded.
 restore_here=(-p:RestorePackagesPath="$work/nuget-packages" -p:RestoreFallbackFolders="${NUGET_PACKAGES:-$HOME/.nuget/packages}")
-dotnet build "$work/MyMethod" -c Release "${restore_here[@]}" -v:q -nologo >"$work/template-build.log" 2>&1 \
+# MyMethod is published (which builds it first): neither its build output nor what `dotnet publish`
+# writes may hold what the host shares. The sample is built copying its package dependencies, as a
+# plugin that carries private dependencies of its own is: the shared ones must still stay out.
+dotnet publish "$work/MyMethod" -c Release -o "$work/MyMethod-publish" "${restore_here[@]}" -v:q -nologo >"$work/template-build.log" 2>&1 \
   || { cat "$work/template-build.log"; fail "the project made by the template does not build"; }
-say "built MyMethod against the package"
-dotnet build samples/ScaleShift -c Release -p:PeftHostVersion="$version" "${restore_here[@]}" -v:q -nologo >"$work/sample-build.log" 2>&1 \
+say "built and published MyMethod against the package"
+sample_out=$work/ScaleShift-out   # not samples/ScaleShift/bin, where an earlier build may have left files
+dotnet build samples/ScaleShift -c Release -o "$sample_out" -p:PeftHostVersion="$version" -p:CopyLocalLockFileAssemblies=true "${restore_here[@]}" -v:q -nologo >"$work/sample-build.log" 2>&1 \
   || { cat "$work/sample-build.log"; fail "samples/ScaleShift does not build from the package"; }
 template_out=$work/MyMethod/bin/Release/net10.0
-sample_out=samples/ScaleShift/bin/Release/net10.0
-[ "$(files_of "$template_out")" = "$(printf 'MyMethod.deps.json\nMyMethod.dll\nMyMethod.pdb')" ] \
-  || fail "the template project's output holds more than the plugin's own files: $(files_of "$template_out" | tr '\n' ' ')"
-[ "$(files_of "$sample_out")" = "$(printf 'ScaleShift.deps.json\nScaleShift.dll\nScaleShift.pdb')" ] \
-  || fail "the sample's output holds more than the plugin's own files: $(files_of "$sample_out" | tr '\n' ' ')"
-say "built samples/ScaleShift against the package; both outputs hold only the plugin's own files"
+# only_plugin_files FOLDER NAME: the folder holds NAME's .deps.json, .dll and .pdb, nothing else.
+only_plugin_files() {
+  [ "$(files_of "$1")" = "$(printf '%s.deps.json\n%s.dll\n%s.pdb' "$2" "$2" "$2")" ] \
+    || fail "$1 holds more than the plugin's own files: $(files_of "$1" | tr '\n' ' ')"
+}
+only_plugin_files "$template_out" MyMethod
+only_plugin_files "$work/MyMethod-publish" MyMethod
+only_plugin_files "$sample_out" ScaleShift
+say "built samples/ScaleShift against the package; the outputs hold only the plugins' own files"
 
 # --- 3. the host loads, trains and saves with them ---------------------------------------------------
 plugins=$work/plugins
