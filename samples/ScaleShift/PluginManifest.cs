@@ -1,0 +1,4 @@
+using PeftHost.Abstractions.Plugins;
+using ScaleShift;
+
+[assembly: PeftTuner(SsfTuner.PeftTypeName, typeof(SsfTuner))]
