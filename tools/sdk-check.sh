@@ -169,7 +169,7 @@ below 1e-3 "$changed" || fail "ssf-llama: the trained adapter does not change th
 if refusal=$(logits ssf-llama-merged llama --adapter "$work/ssf-llama" --merge 2>&1); then
   fail "ssf-llama: a merge into Llama's bias-free projections was not refused"
 fi
-grep -q "cannot be merged" <<<"$refusal" || fail "ssf-llama: the merge refusal does not say why: $refusal"
+grep -q "have no bias" <<<"$refusal" || fail "ssf-llama: the merge refusal does not say why: $refusal"
 say "ssf-llama reloaded: logits differ from the base by up to $changed; merge refused ($(tail -1 <<<"$refusal"))"
 train ssf-gpt2 gpt2 '{"peft_type": "SSF", "task_type": "CAUSAL_LM", "target_modules": ["c_attn", "c_fc"]}' SSF
 check_reload ssf-gpt2 gpt2

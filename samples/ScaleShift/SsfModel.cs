@@ -18,6 +18,11 @@ public sealed class SsfModel(ModelSurgeon model, TunerContext context, SsfTuner 
     protected override SsfLinear CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, SsfConfig config) =>
         baseModule is Conv1D conv ? new SsfLinear(conv) : new SsfLinear((Linear)baseModule);
 
+    /// <summary>Why a merge is refused: the shift is folded into a base bias, which some targeted layers lack.</summary>
+    public override string? CannotMergeReason => Layers.Where(l => !l.Value.CanMerge).Select(l => l.Key).ToList() is { Count: > 0 } noBias
+        ? $"SSF folds its shift into the base layer's bias, and {string.Join(", ", noBias.Take(3))}{(noBias.Count > 3 ? $" and {noBias.Count - 3} more" : "")} have no bias"
+        : null;
+
     /// <inheritdoc />
     protected override void AddAdapterToLayer(SsfLinear layer, string path, string adapter, SsfConfig config) =>
         layer.AddAdapter(adapter, Importing ? 0 : config.InitStd);
