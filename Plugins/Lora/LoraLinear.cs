@@ -139,6 +139,31 @@ public class LoraLinear : LoraLayer
         return scope.MoveToOuter(result.to(resultType));
     }
 
+    /// <summary>
+    /// Mixed batch as PEFT's <c>_mixed_batch_forward</c>: the base layer runs once over every row, then each
+    /// group of rows adds its own adapter's low-rank term (rows of the base model or of an adapter this layer
+    /// does not hold add nothing). A batch of sequences with different adapters thus shares the base matmul.
+    /// DoRA adapters take the default path (a group at a time), as their output rescales the base's.
+    /// </summary>
+    protected override Tensor ForwardMixedBatch(Tensor input, IReadOnlyList<string> rowAdapters)
+    {
+        if (MergedAdapters.Count > 0 || rowAdapters.Count != input.shape[0] || rowAdapters.Any(a => Adapters.Contains(a) && Variant(a) is not null))
+            return base.ForwardMixedBatch(input, rowAdapters);
+        using var scope = NewDisposeScope();
+        Tensor result = BaseLayer.forward(input);
+        foreach (var group in rowAdapters.Select((name, row) => (name, row)).Where(g => Adapters.Contains(g.name)).GroupBy(g => g.name))
+        {
+            Linear a = lora_A[group.Key], b = lora_B[group.Key];
+            using Tensor index = tensor(group.Select(g => (long)g.row).ToArray(), device: input.device);
+            Tensor rows = input.index_select(0, index);
+            if (rows.dtype != a.weight!.dtype) rows = rows.to(a.weight.dtype);
+            nn.Module<Tensor, Tensor> dropout = Dropout(group.Key);
+            Tensor up = b.forward(a.forward(dropout is Identity ? rows : dropout.forward(rows))).mul_(Scaling(group.Key));
+            result = result.index_add(0, index, up.to(result.dtype), 1);
+        }
+        return scope.MoveToOuter(result);
+    }
+
     // result += scaling · down · Bᵀ. In place, as one addmm into the base output (a fresh tensor nothing
     // else holds, whose backward does not need it): no [tokens, out] temporary and no separate add pass.
     // The common case (one plain LoRA adapter, no dropout, one dtype) with as few native calls as
