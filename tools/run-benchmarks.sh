@@ -12,3 +12,4 @@ pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench vulkan --json               # Vulkan matvec GB/s, prefill and decode tokens/s per type
 "$pefthost" bench generate --json             # prefill/decode tokens/s: torch f32/bf16, llama f16/q8_0/q4_0 (vs bare LLamaSharp), vulkan f16/q4_0, each +/- LoRA
 "$pefthost" bench chat-template --json        # Jinja chat template: parse, render of a typical chat (Llama 3.1 template)
+"$pefthost" bench serve --json                # OpenAI server, 8 clients with a LoRA adapter each: tokens/s concurrent vs serial, TTFT and latency p50/p99; again with 10 hotswaps and a plugin reload (errors, torn)
