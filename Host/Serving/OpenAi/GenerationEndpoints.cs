@@ -84,5 +84,5 @@ internal sealed class GenerationEndpoints(ServedModel model, OpenAiServerOptions
         await events.DoneAsync().ConfigureAwait(false);
     }
 
-    private OpenAiError TimedOut() => new(408, $"The request ran past the server's timeout of {options.RequestTimeoutSeconds} s (--request-timeout).", "invalid_request_error", null, "request_timeout");
+    private OpenAiError TimedOut() => new(408, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The request ran past the server's timeout of {options.RequestTimeoutSeconds} s (--request-timeout)."), "invalid_request_error", null, "request_timeout");
 }
