@@ -13,3 +13,4 @@ pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench generate --json             # prefill/decode tokens/s: torch f32/bf16, llama f16/q8_0/q4_0 (vs bare LLamaSharp), vulkan f16/q4_0, each +/- LoRA
 "$pefthost" bench chat-template --json        # Jinja chat template: parse, render of a typical chat (Llama 3.1 template)
 "$pefthost" bench train --json                # LoRA training step 4x128 and 4x512, with/without gradient checkpointing, peak RSS, growth over 200 steps
+"$pefthost" bench serve --json                # OpenAI server, 8 clients with a LoRA adapter each: tokens/s concurrent vs serial, TTFT and latency p50/p99; again with 10 hotswaps and a plugin reload (errors, torn)

@@ -3,8 +3,8 @@ using PeftHost.Cli;
 using PeftHost.Cli.Commands;
 using PeftHost.Engine.Runtime;
 
-// Before libtorch loads: generation (many tiny ops) waits passively, batch work keeps OpenMP's default.
-TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && (args[0] == "generate" || (args[0] == "bench" && args.Length > 1 && args[1] == "generate")));
+// Before libtorch loads: generation and serving (many tiny ops) wait passively, batch work keeps OpenMP's default.
+TorchThreading.ConfigureBeforeTorchLoads(passiveWaits: args.Length > 0 && (args[0] is "generate" or "serve" || (args[0] == "bench" && args.Length > 1 && args[1] is "generate" or "serve")));
 TorchCpuMath.ConfigureBeforeTorchLoads();
 
 var plugins = new Option<string>("--plugins")
@@ -25,6 +25,7 @@ root.Subcommands.Add(MakeModelCommand.Create());
 root.Subcommands.Add(ExportCommand.Create(plugins));
 root.Subcommands.Add(TrainCommand.Create(plugins));
 root.Subcommands.Add(EvaluateCommand.Create(plugins));
+root.Subcommands.Add(ServeCommand.Create(plugins));
 var bench = new Command("bench", "Benchmarks that print figures.");
 bench.Subcommands.Add(BenchReloadCommand.Create());
 bench.Subcommands.Add(BenchModelsCommand.Create());
@@ -34,5 +35,6 @@ bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 bench.Subcommands.Add(BenchChatTemplateCommand.Create());
 bench.Subcommands.Add(BenchQloraCommand.Create());
 bench.Subcommands.Add(BenchTrainCommand.Create(plugins));
+bench.Subcommands.Add(BenchServeCommand.Create(plugins));
 root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

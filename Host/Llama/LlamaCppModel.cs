@@ -91,6 +91,13 @@ public sealed class LlamaCppModel : IDisposable
         }
     }
 
+    /// <summary>Frees an adapter this model loaded (no context may apply it any more: set its adapters without it first).</summary>
+    public void UnloadAdapter(LlamaCppAdapter adapter)
+    {
+        ArgumentNullException.ThrowIfNull(adapter);
+        if (_adapters.Remove(adapter)) adapter.Native.Unload();
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {

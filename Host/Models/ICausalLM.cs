@@ -36,4 +36,17 @@ public interface ICausalLM
     /// </summary>
     /// <exception cref="ModelInputException">The embeddings are not [batch, seq, hidden] of the model's dtype and device, or as for <see cref="Forward"/>.</exception>
     Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, KvCache? cache = null, long startPosition = 0, bool lastTokenOnly = false);
+
+    /// <summary>
+    /// Logits [batch, seq, vocab] (or [batch, 1, vocab] with <paramref name="lastTokenOnly"/>) for a batch
+    /// whose rows are at different positions (continuous batching): row i's ids sit at
+    /// <paramref name="rowStarts"/>[i] .. + seq, are written into row i of <paramref name="cache"/> there, and
+    /// attend to that row's own cached positions 0 .. rowStarts[i] + seq only.
+    /// </summary>
+    /// <exception cref="ModelInputException">An id is outside the vocabulary, a row's positions exceed the context or the cache, there is not one start per row, or the cache does not fit (all checked before libtorch).</exception>
+    Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false);
+
+    /// <summary>As <see cref="ForwardRows"/> from input embeddings [batch, seq, hidden].</summary>
+    /// <exception cref="ModelInputException">As for <see cref="ForwardRows"/> and <see cref="ForwardEmbeddings"/>.</exception>
+    Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false);
 }

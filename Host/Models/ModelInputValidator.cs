@@ -52,6 +52,19 @@ public static class ModelInputValidator
             throw new ModelInputException(parameter, $"positions {start} .. {start + length - 1} ({parameter} {start} + {length} tokens) exceed the model's context of {maxPositions} positions (config max_position_embeddings).");
     }
 
+    /// <summary>Per-row start positions: one per batch row, each 0 or more, each row's positions start .. start + length within the context.</summary>
+    public static void RowPositions(IReadOnlyList<long>? rowStarts, long batch, long length, int maxPositions, string parameter = "rowStarts")
+    {
+        if (rowStarts is null) throw new ModelInputException(parameter, $"{parameter} is null; expected one start position per batch row.");
+        if (rowStarts.Count != batch) throw new ModelInputException(parameter, $"{parameter} has {rowStarts.Count} positions for a batch of {batch} rows; expected one per row.");
+        for (int i = 0; i < rowStarts.Count; i++)
+        {
+            if (rowStarts[i] < 0) throw new ModelInputException(parameter, $"{parameter}[{i}] is {rowStarts[i]}; expected 0 or more.");
+            if (rowStarts[i] + length > maxPositions)
+                throw new ModelInputException(parameter, $"row {i}: positions {rowStarts[i]} .. {rowStarts[i] + length - 1} ({parameter}[{i}] {rowStarts[i]} + {length} tokens) exceed the model's context of {maxPositions} positions (config max_position_embeddings).");
+        }
+    }
+
     /// <summary>An attention mask: [batch, keys] of 0 (padding) and 1 (token), bool, integer or floating, on the model's device.</summary>
     public static void AttentionMask(Tensor? mask, long batch, long keys, Device modelDevice, string parameter = "attentionMask")
     {

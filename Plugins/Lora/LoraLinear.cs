@@ -139,6 +139,49 @@ public class LoraLinear : LoraLayer
         return scope.MoveToOuter(result.to(resultType));
     }
 
+    /// <summary>
+    /// Mixed batch as PEFT's <c>_mixed_batch_forward</c>: the base layer runs once over every row, then each row
+    /// adds its own adapter's low-rank term (rows of the base model or of an adapter this layer does not hold add
+    /// nothing). A batch of sequences with different adapters thus shares the base matmul. When the rows' adapters
+    /// share a rank (and have no dropout), their factors are stacked and every row's term is two batched matmuls
+    /// (as punica's BGMV kernels do), instead of two matmuls per adapter; otherwise each group of rows runs on its own.
+    /// DoRA adapters take the default path (a group at a time), as their output rescales the base's.
+    /// </summary>
+    protected override Tensor ForwardMixedBatch(Tensor input, IReadOnlyList<string> rowAdapters)
+    {
+        if (MergedAdapters.Count > 0 || rowAdapters.Count != input.shape[0] || rowAdapters.Any(a => Adapters.Contains(a) && Variant(a) is not null))
+            return base.ForwardMixedBatch(input, rowAdapters);
+        using var scope = NewDisposeScope();
+        Tensor result = BaseLayer.forward(input);
+        (string Name, int Row)[] rows = [.. rowAdapters.Select((name, row) => (name, row)).Where(g => Adapters.Contains(g.name))];
+        if (rows.Length == 0) return scope.MoveToOuter(result);
+        bool stackable = input.dim() == 3 && rows.All(g => Rank(g.Name) == Rank(rows[0].Name) && Dropout(g.Name) is Identity && lora_A[g.Name].weight!.dtype == input.dtype);
+        if (stackable)
+        {
+            bool every = rows.Length == input.shape[0];
+            Tensor? index = every ? null : tensor(rows.Select(g => (long)g.Row).ToArray(), device: input.device);
+            Tensor x = index is null ? input : input.index_select(0, index);
+            Tensor a = stack(rows.Select(g => (Tensor)lora_A[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, in, r]
+            Tensor b = stack(rows.Select(g => (Tensor)lora_B[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, r, out]
+            Tensor scale = tensor(rows.Select(g => Scaling(g.Name)).ToArray(), dtype: x.dtype, device: x.device).view(-1, 1, 1);
+            Tensor up = bmm(bmm(x, a), b).mul_(scale).to(result.dtype);
+            if (index is null) result = is_grad_enabled() ? result + up : result.add_(up);
+            else result = result.index_add(0, index, up, 1);
+            return scope.MoveToOuter(result);
+        }
+        foreach (var group in rows.GroupBy(g => g.Name))
+        {
+            Linear a = lora_A[group.Key], b = lora_B[group.Key];
+            using Tensor index = tensor(group.Select(g => (long)g.Row).ToArray(), device: input.device);
+            Tensor x = input.index_select(0, index);
+            if (x.dtype != a.weight!.dtype) x = x.to(a.weight.dtype);
+            nn.Module<Tensor, Tensor> dropout = Dropout(group.Key);
+            Tensor up = b.forward(a.forward(dropout is Identity ? x : dropout.forward(x))).mul_(Scaling(group.Key));
+            result = result.index_add(0, index, up.to(result.dtype), 1);
+        }
+        return scope.MoveToOuter(result);
+    }
+
     // result += scaling · down · Bᵀ. In place, as one addmm into the base output (a fresh tensor nothing
     // else holds, whose backward does not need it): no [tokens, out] temporary and no separate add pass.
     // The common case (one plain LoRA adapter, no dropout, one dtype) with as few native calls as

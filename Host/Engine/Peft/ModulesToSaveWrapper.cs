@@ -54,8 +54,30 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
         modules_to_save[adapter].named_parameters().Select(p => (Path + "." + p.name, (Tensor)p.parameter));
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor input) =>
-        !Disabled && ActiveAdapter is { } a && modules_to_save.Contains(a) ? modules_to_save[a].forward(input) : original_module.forward(input);
+    public override Tensor forward(Tensor input)
+    {
+        if (!Disabled && AdapterRouting.Current is { } rows) return MixedBatchForward(input, rows);
+        return !Disabled && ActiveAdapter is { } a && modules_to_save.Contains(a) ? modules_to_save[a].forward(input) : original_module.forward(input);
+    }
+
+    // PEFT's ModulesToSaveWrapper._mixed_batch_forward: each row through its adapter's copy (the original for the base or an adapter without one).
+    private Tensor MixedBatchForward(Tensor input, IReadOnlyList<string> rows)
+    {
+        if (rows.Count != input.shape[0])
+            throw new ArgumentException($"adapter_names has {rows.Count} entries for a batch of {input.shape[0]} rows.");
+        using var scope = NewDisposeScope();
+        Tensor? output = null;
+        foreach (var group in rows.Select((name, row) => (name, row)).GroupBy(g => modules_to_save.Contains(g.name) ? g.name : null))
+        {
+            nn.Module<Tensor, Tensor> module = group.Key is { } name ? modules_to_save[name] : original_module;
+            if (output is null && group.Count() == rows.Count) return scope.MoveToOuter(module.forward(input));
+            using Tensor index = tensor(group.Select(g => (long)g.row).ToArray(), device: input.device);
+            Tensor y = module.forward(input.index_select(0, index));
+            output ??= zeros([input.shape[0], .. y.shape[1..]], dtype: y.dtype, device: y.device);
+            output.index_copy_(0, index, y);
+        }
+        return scope.MoveToOuter(output!);
+    }
 
     /// <summary>Frees the copies only: the original module belongs to the model.</summary>
     protected override void Dispose(bool disposing)

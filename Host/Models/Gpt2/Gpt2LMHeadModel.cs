@@ -69,6 +69,42 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
         return scope.MoveToOuter(Head(hidden, cache, startPosition, lastTokenOnly));
     }
 
+    /// <inheritdoc />
+    public Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false)
+    {
+        Tensor reference = transformer.Reference;
+        ModelInputValidator.TokenIds(inputIds, _config.VocabSize, reference.device);
+        CheckRows(inputIds.shape[0], inputIds.shape[1], cache, rowStarts, reference);
+        using var scope = NewDisposeScope();
+        Tensor hidden = transformer.ForwardEmbeddingsRows(transformer.Wte.forward(inputIds), cache, rowStarts);
+        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
+    }
+
+    /// <inheritdoc />
+    public Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false)
+    {
+        Tensor reference = transformer.Reference;
+        ModelInputValidator.Embeddings(inputsEmbeds, _config.HiddenSize, reference.dtype, reference.device);
+        CheckRows(inputsEmbeds.shape[0], inputsEmbeds.shape[1], cache, rowStarts, reference);
+        using var scope = NewDisposeScope();
+        Tensor hidden = transformer.ForwardEmbeddingsRows(inputsEmbeds, cache, rowStarts);
+        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
+    }
+
+    private void CheckRows(long batch, long seq, KvCache cache, IReadOnlyList<long> rowStarts, Tensor reference)
+    {
+        ModelInputValidator.RowPositions(rowStarts, batch, seq, _config.MaxPositions);
+        if (cache is null) throw new ModelInputException(nameof(cache), "A per-row forward needs a KV cache (each row is written at its own position).");
+        ModelInputValidator.Cache(cache, batch, rowStarts.Max(), seq, _config.NumLayers, _config.NumHeads, _config.HiddenSize / _config.NumHeads, reference.dtype, reference.device);
+    }
+
+    private Tensor HeadRows(Tensor hidden, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly)
+    {
+        for (int i = 0; i < rowStarts.Count; i++) cache.SetRowLength(i, rowStarts[i] + hidden.shape[1]);
+        if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
+        return lm_head.forward(hidden);
+    }
+
     // Positions, mask and cache of a forward over [batch, seq] tokens at startPosition, checked before libtorch.
     private void CheckContext(long batch, long seq, Tensor? attentionMask, KvCache? cache, long startPosition, Tensor reference)
     {

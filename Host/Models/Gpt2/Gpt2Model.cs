@@ -55,4 +55,22 @@ public sealed class Gpt2Model : nn.Module
         foreach (Gpt2Block block in h) hidden = block.Forward(hidden, mask, cache, start);
         return scope.MoveToOuter(ln_f.forward(hidden));
     }
+
+    /// <summary>
+    /// Final hidden states [b, s, hidden] for a batch whose rows are at different positions: row i's tokens
+    /// take the position embeddings of <paramref name="rowStarts"/>[i] .. + s, are written into its own row
+    /// of <paramref name="cache"/> and attend to that row's cached positions only.
+    /// </summary>
+    public Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts)
+    {
+        using var scope = NewDisposeScope();
+        long s = inputsEmbeds.shape[1];
+        Tensor starts = torch.tensor(rowStarts.ToArray(), dtype: ScalarType.Int64, device: inputsEmbeds.device);
+        Tensor positions = starts.unsqueeze(1) + torch.arange(s, dtype: ScalarType.Int64, device: inputsEmbeds.device).unsqueeze(0);
+        Tensor hidden = nn.functional.dropout(inputsEmbeds + wpe.forward(positions), _dropout, training);
+        Tensor mask = AttentionMasks.BuildRows(s, rowStarts.Max() + s, starts, null, hidden.dtype, hidden.device);
+        using (cache.BeginRows(rowStarts, s))
+            foreach (Gpt2Block block in h) hidden = block.Forward(hidden, mask, cache, 0);
+        return scope.MoveToOuter(ln_f.forward(hidden));
+    }
 }

@@ -64,4 +64,21 @@ public static class AttentionMasks
         Tensor mask = torch.zeros(allowed.shape, dtype: dtype, device: device).masked_fill_(allowed.logical_not(), MinValue(dtype));
         return scope.MoveToOuter(mask.unsqueeze(1));
     }
+
+    /// <summary>
+    /// The mask [batch, 1, q, kv] for a batch whose rows are at different positions: row i's queries are
+    /// at <paramref name="rowStarts"/>[i] .. + q ([batch] int64) and see the keys 0 .. their own position
+    /// (causal), within <paramref name="slidingWindow"/>. Keys past a row's own position (other rows' longer
+    /// histories) are masked, so each row attends to exactly its own sequence.
+    /// </summary>
+    public static Tensor BuildRows(long queryLength, long keyLength, Tensor rowStarts, int? slidingWindow, ScalarType dtype, Device device)
+    {
+        using var scope = NewDisposeScope();
+        Tensor q = rowStarts.to(ScalarType.Int64, device).view(-1, 1, 1) + torch.arange(queryLength, dtype: ScalarType.Int64, device: device).view(1, -1, 1);
+        Tensor k = torch.arange(keyLength, dtype: ScalarType.Int64, device: device).view(1, 1, -1);
+        Tensor allowed = k <= q;
+        if (slidingWindow is int w) allowed = allowed.logical_and(k > q - w);
+        Tensor mask = torch.zeros(allowed.shape, dtype: dtype, device: device).masked_fill_(allowed.logical_not(), MinValue(dtype));
+        return scope.MoveToOuter(mask.unsqueeze(1));
+    }
 }

@@ -80,6 +80,21 @@ public sealed class RotaryEmbedding : IDisposable
         return (table.Cos.narrow(0, start, count), table.Sin.narrow(0, start, count));
     }
 
+    /// <summary>
+    /// cos and sin at each row's own positions: <paramref name="positions"/> [batch, seq] (int64) gives
+    /// [batch, 1, seq, head_dim], which broadcasts over the heads (a batch whose sequences are at different positions).
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) Gather(Tensor positions, long maxPosition, ScalarType dtype, Device device)
+    {
+        using var scope = NewDisposeScope();
+        (Tensor cos, Tensor sin) = Slice(0, maxPosition + 1, dtype, device);
+        long b = positions.shape[0], s = positions.shape[1];
+        Tensor flat = positions.reshape(-1);
+        Tensor c = cos.index_select(0, flat).view(b, 1, s, -1);
+        Tensor n = sin.index_select(0, flat).view(b, 1, s, -1);
+        return (scope.MoveToOuter(c), scope.MoveToOuter(n));
+    }
+
     /// <summary>x·cos + rotate_half(x)·sin, rotate_half(x) = cat(-x2, x1), for x [batch, heads, seq, head_dim].</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {

@@ -48,12 +48,13 @@ public sealed class LlamaAttention : nn.Module
 
         int groups = _heads / _kvHeads;
         Tensor output;
-        if (s == 1 && mask is null && groups > 1)
+        if (s == 1 && groups > 1 && (mask is null || mask.shape[2] == 1))
         {
-            // One query per sequence sees every cached key: the groups of query heads that share a
-            // KV head become rows of one query matrix, so keys and values are never repeated.
+            // One query per sequence sees the cached keys: the groups of query heads that share a
+            // KV head become rows of one query matrix, so keys and values are never repeated (a
+            // one-query mask [b, 1, 1, keys], as rows at different positions need, broadcasts over them).
             Tensor grouped = q.reshape(b, _kvHeads, groups, _headDim);
-            output = Attention.Compute(grouped, k, v, null, causal: false, _dropout, training).reshape(b, _heads, 1, _headDim);
+            output = Attention.Compute(grouped, k, v, mask, causal: false, _dropout, training).reshape(b, _heads, 1, _headDim);
         }
         else
         {

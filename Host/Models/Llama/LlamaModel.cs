@@ -105,6 +105,27 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
         using (pending) pending.Backward();
     }
 
+    /// <summary>
+    /// Final hidden states [b, s, hidden] for a batch whose rows are at different positions: row i's tokens
+    /// sit at <paramref name="rowStarts"/>[i] .. + s, are written into its own row of <paramref name="cache"/>
+    /// there, and attend to that row's cached positions only (continuous batching).
+    /// </summary>
+    public Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputsEmbeds.shape[0], s = inputsEmbeds.shape[1];
+        Tensor hidden = inputsEmbeds;
+        Tensor starts = torch.tensor(rowStarts.ToArray(), dtype: ScalarType.Int64, device: hidden.device);
+        Tensor positions = starts.unsqueeze(1) + torch.arange(s, dtype: ScalarType.Int64, device: hidden.device).unsqueeze(0);
+        long keys = rowStarts.Max() + s;
+        (Tensor cos, Tensor sin) = _rope.Gather(positions, keys - 1, hidden.dtype, hidden.device);
+        int? window = _config.SlidingWindow is int w && keys > w ? w : null;
+        Tensor mask = AttentionMasks.BuildRows(s, keys, starts, window, hidden.dtype, hidden.device);
+        using (cache.BeginRows(rowStarts, s))
+            foreach (LlamaDecoderLayer layer in layers) hidden = layer.Forward(hidden, cos, sin, mask, cache, start: 0);
+        return scope.MoveToOuter(norm.forward(hidden));
+    }
+
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {

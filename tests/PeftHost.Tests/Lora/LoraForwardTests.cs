@@ -51,6 +51,44 @@ public class LoraForwardTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Mixed_batches_of_sequences_add_each_rows_own_path_whether_ranks_match_or_not(bool grad)
+    {
+        // Sequences ([rows, tokens, features]) whose adapters share a rank take the stacked path, the others a group at a time:
+        // either way row i gets x_i A^T B^T * alpha / r of its own adapter, and a base row nothing.
+        var model = new OneLinear(8, 6);
+        using var x = torch.randn(4, 5, 8);
+        using var baseOut = model.forward(x);
+        using ITunerModel tuner = Apply(model, Config(("target_modules", List("linear")), ("r", 2), ("lora_alpha", 4), ("init_lora_weights", false)), "a");
+        tuner.AddAdapter("b", Tuner.ParseConfig(Config(("target_modules", List("linear")), ("r", 2), ("lora_alpha", 2), ("init_lora_weights", false))));
+        tuner.AddAdapter("c", Tuner.ParseConfig(Config(("target_modules", List("linear")), ("r", 3), ("lora_alpha", 6), ("init_lora_weights", false))));
+        var p = Params(model);
+        Tensor Path(string name, double scale) => x.matmul(p[$"linear.lora_A.{name}.weight"].t()).matmul(p[$"linear.lora_B.{name}.weight"].t()) * scale;
+        var paths = new Dictionary<string, Tensor> { ["a"] = Path("a", 2.0), ["b"] = Path("b", 1.0), ["c"] = Path("c", 2.0) };
+        string[][] routings =
+        [
+            ["b", "a", "a", "b"],                      // every row, one rank: stacked
+            ["a", AdapterRouting.BaseModel, "b", "a"], // some rows, one rank: stacked over the selected rows
+            ["c", "a", AdapterRouting.BaseModel, "b"], // ranks differ: a group at a time
+        ];
+        foreach (string[] routing in routings)
+        {
+            using var mode = torch.enable_grad(grad);
+            using (AdapterRouting.Begin(routing))
+            using (var mixed = model.forward(x))
+            {
+                for (int row = 0; row < routing.Length; row++)
+                {
+                    using Tensor expected = routing[row] == AdapterRouting.BaseModel ? baseOut[row].clone() : baseOut[row] + paths[routing[row]][row];
+                    Assert.True(Diff(mixed[row], expected) < 1e-5, $"{string.Join(",", routing)}: row {row}");
+                }
+            }
+        }
+        foreach (Tensor t in paths.Values) t.Dispose();
+    }
+
     [Fact]
     public void Embedding_adds_the_lookup_of_A_transposed_times_B_transposed()
     {
