@@ -40,7 +40,7 @@ public sealed class LlamaBatchDecoder : IBatchDecoder
     public static LlamaBatchDecoder Open(InferenceBackendOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        foreach (AdapterSpec a in options.Adapters) RefuseMerged(a.Name, a.Folder);
+        foreach (AdapterSpec a in options.Adapters) RefuseMerged(options, a.Name, a.Folder);
         ITextTokenizer? tokenizer = InferenceBackends.TryTokenizer(options.ModelFolder);
         GgufArtifacts files = GgufArtifacts.Prepare(options);
         LlamaCppModel model = LlamaCppModel.Open(files.BaseGguf);
@@ -186,17 +186,17 @@ public sealed class LlamaBatchDecoder : IBatchDecoder
     // The adapter as GGUF-LoRA (exported into the cache on first use) loaded beside the base.
     private LlamaCppAdapter Load(string name, string folder)
     {
-        RefuseMerged(name, folder);
+        RefuseMerged(_options, name, folder);
         var cache = new GgufCache(_options.CacheDirectory);
         string config = Path.Combine(_options.ModelFolder, "config.json");
         (string path, _) = cache.GetOrCreate("lora", [config, .. GgufCache.AdapterSources(folder)], "f32",
-            s => GgufLoraExporter.Build(_options.ModelFolder, folder, GgmlType.F32, out _).Write(s));
+            s => GgufLoraExporter.Build(_options.ModelFolder, folder, _options.PluginsFolder, GgmlType.F32, out _).Write(s));
         return _model.LoadAdapter(path, name);
     }
 
-    private static void RefuseMerged(string name, string folder)
+    private static void RefuseMerged(InferenceBackendOptions options, string name, string folder)
     {
-        if (GgufLoraExporter.Refusal(folder) is string reason)
+        if (GgufLoraExporter.Refusal(options.ModelFolder, folder, options.PluginsFolder) is string reason)
             throw new NotSupportedException($"adapter '{name}': the llama backend serves LoRA adapters unmerged only, and this one cannot be ({reason}); serve it with --backend torch.");
     }
 }
