@@ -134,6 +134,25 @@ public partial class MixedReferenceTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void A_mixed_batch_routes_each_row_through_the_whole_chain(string caseName)
+    {
+        var c = new PeftCase(caseName);
+        using PluginCatalog catalog = PeftCase.Catalog();
+        using ModelInputs inputs = c.Inputs();
+        using nn.Module model = c.LoadBase();
+        using PeftModel peft = PeftModel.FromPretrained(model, Path.Combine(c.Folder, "adapter_one"), catalog, adapterName: "one");
+        peft.LoadAdapter(Path.Combine(c.Folder, "adapter_two"), "two");
+        var causal = (ICausalLM)model;
+        // Row 0 by adapter "one" alone, row 1 by "two" alone: PEFT's single-adapter logits of those rows.
+        using Tensor one = c.Logits("logits_one"), two = c.Logits("logits_two");
+        using Tensor expected = cat([one.narrow(0, 0, 1), two.narrow(0, 1, 1)], 0);
+        using Tensor routed = peft.Run(() => { using (no_grad()) return causal.Forward(inputs.InputIds); }, ["one", "two"]);
+        double diff = Tensors.MaxAbsDiff(routed, expected);
+        Assert.True(diff < PeftCase.Tolerance, $"{caseName}: routed rows differ from PEFT's single-adapter logits by {diff}");
+    }
+
     // meta.json's wrapping: per module, the chain outermost first, e.g. "oft.Linear['two']", "lora.Linear['one']".
     private static void AssertWrapsAsPeft(PeftCase c, nn.Module model)
     {
