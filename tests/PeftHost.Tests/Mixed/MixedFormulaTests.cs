@@ -36,6 +36,29 @@ public class MixedFormulaTests
             Assert.True(Tensors.MaxAbsDiff(mixed, expected) < 1e-5, $"max diff {Tensors.MaxAbsDiff(mixed, expected)}");
     }
 
+    [Theory]
+    [InlineData("LOKR")]
+    [InlineData("ADALORA")]
+    [InlineData("VERA")]
+    [InlineData("FOURIERFT")]
+    public void Another_additive_method_around_lora_adds_its_delta(string peftType)
+    {
+        JsonObject second = peftType switch
+        {
+            "LOKR" => new() { ["peft_type"] = "LOKR", ["r"] = 2, ["alpha"] = 4, ["target_modules"] = new JsonArray("q_proj"), ["init_weights"] = false },
+            "ADALORA" => new() { ["peft_type"] = "ADALORA", ["init_r"] = 2, ["target_r"] = 2, ["total_step"] = 10, ["target_modules"] = new JsonArray("q_proj"), ["init_lora_weights"] = false },
+            "VERA" => new() { ["peft_type"] = "VERA", ["r"] = 2, ["target_modules"] = new JsonArray("q_proj"), ["init_weights"] = false },
+            _ => new() { ["peft_type"] = "FOURIERFT", ["n_frequency"] = 4, ["scaling"] = 10.0, ["target_modules"] = new JsonArray("q_proj"), ["init_weights"] = false },
+        };
+        (Tensor mixed, Tensor one, Tensor two, Tensor baseOut, _, _) = Outputs(Lora(), second);
+        using (mixed) using (one) using (two) using (baseOut)
+        using (Tensor expected = one + two - baseOut)
+        {
+            Assert.True(Tensors.MaxAbsDiff(two, baseOut) > 1e-4, $"{peftType}: the adapter does not change the output");
+            Assert.True(Tensors.MaxAbsDiff(mixed, expected) < 1e-5, $"{peftType}: max diff {Tensors.MaxAbsDiff(mixed, expected)}");
+        }
+    }
+
     [Fact]
     public void Oft_outside_lora_rotates_the_lora_adapted_output_around_the_original_bias()
     {
