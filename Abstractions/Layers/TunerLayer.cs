@@ -39,8 +39,64 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
         _declaredAdapters = new DeclaredAdapters(_containers);
     }
 
-    /// <summary>The wrapped original module.</summary>
-    public nn.Module<Tensor, Tensor> BaseLayer { get; }
+    /// <summary>
+    /// The wrapped module: the original one, or (methods combined on one module, contract 1.2) the layer of
+    /// another method that wrapped it first, as in PEFT's mixed model. <see cref="GetBaseLayer()"/> reaches the original.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> BaseLayer { get; private set; }
+
+    /// <summary>
+    /// The original module under every tuner layer (PEFT's <c>get_base_layer()</c>, contract 1.2): this layer's
+    /// <see cref="BaseLayer"/>, or, where another method's layer is wrapped, that layer's, down the chain. The
+    /// weights a layer reads, merges into or exports as the base are this module's.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> GetBaseLayer() => GetBaseLayer(BaseLayer);
+
+    /// <summary>The original module under <paramref name="module"/> (itself when it is not a tuner layer; contract 1.2).</summary>
+    public static nn.Module<Tensor, Tensor> GetBaseLayer(nn.Module<Tensor, Tensor> module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        while (module is TunerLayer layer) module = layer.BaseLayer;
+        return module;
+    }
+
+    /// <summary>
+    /// The <c>peft_type</c> of the method that made this layer (contract 1.2), set by
+    /// <see cref="Tuning.LayerTunerModel{TConfig, TLayer}"/> when it was given its tuner; null otherwise.
+    /// Messages about combined methods name it.
+    /// </summary>
+    public string? PeftType { get; internal set; }
+
+    /// <summary>
+    /// Why this layer cannot wrap <paramref name="inner"/>, another method's layer already on the module (or a
+    /// layer further down that chain), or null when it can (contract 1.2; PEFT's mixed model nests the second
+    /// method's layer around the first's). A layer that wraps one runs <see cref="BaseLayer"/> for the inner,
+    /// adapted output and reads base weights through <see cref="GetBaseLayer()"/>. Default: refused, since a
+    /// layer written before 1.2 may read its base layer as the original module.
+    /// </summary>
+    public virtual string? CannotWrapReason(TunerLayer inner) =>
+        $"{GetType().Name} does not declare that it can wrap another method's layer (TunerLayer.CannotWrapReason, contract 1.2)";
+
+    /// <summary>
+    /// Why another method's layer <paramref name="outer"/> must not wrap this one, or null when it may (contract 1.2).
+    /// Default: null (the outer layer only calls this layer's forward and reads the original module's weights).
+    /// </summary>
+    public virtual string? CannotBeWrappedReason(TunerLayer outer) => null;
+
+    /// <summary>
+    /// Whether this layer's adapters change the effective bias of the original module's output (BitFit's trained
+    /// bias; contract 1.2), so that a method that takes the original bias out and puts it back around its own
+    /// transform (OFT) would transform the change: such pairs refuse to combine. Default: false.
+    /// </summary>
+    public virtual bool ChangesBias => false;
+
+    // Takes a layer of another method out of the chain under this one (it wraps what that layer wrapped).
+    internal void ReplaceBaseLayer(nn.Module<Tensor, Tensor> baseLayer)
+    {
+        BaseLayer = baseLayer;
+        // In place, so that the registered children keep their order.
+        ((IDictionary<string, nn.Module>)_internal_submodules)[BaseLayerName] = baseLayer;
+    }
 
     /// <summary>The adapters this layer holds: those with an entry in any declared container.</summary>
     public virtual IReadOnlyCollection<string> Adapters => _declaredAdapters;
@@ -171,6 +227,8 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
         foreach (var group in rowAdapters.Select((name, row) => (name, row)).GroupBy(g => g.name))
         {
             using Tensor index = tensor(group.Select(g => (long)g.row).ToArray(), device: input.device);
+            // Another method's layer under this one (contract 1.2) routes the same rows to the same adapter.
+            using IDisposable? route = BaseLayer is TunerLayer ? AdapterRouting.Begin(group.Select(g => g.name).ToList()) : null;
             Tensor rows = input.index_select(0, index);
             Tensor y = Adapters.Contains(group.Key) ? ForwardWithAdapters(rows, [group.Key]) : BaseLayer.forward(rows);
             output ??= zeros([input.shape[0], .. y.shape[1..]], dtype: y.dtype, device: y.device);

@@ -1,4 +1,5 @@
 using System.Reflection;
+using PeftHost.Abstractions.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -80,7 +81,7 @@ public sealed class ModelSurgeon
     {
         Replacement? found = _replacements.FirstOrDefault(r => r.Path == path)
             ?? throw new ModelSurgeryException($"No replacement was made at '{path}'.");
-        Swap(found.Parent, found.Name, found.Wrapper, found.Original, path);
+        Undo(found);
         var rest = _replacements.Where(r => !ReferenceEquals(r, found)).Reverse().ToList();
         _replacements.Clear();
         foreach (Replacement r in rest) _replacements.Push(r);
@@ -94,7 +95,7 @@ public sealed class ModelSurgeon
         while (_replacements.Count > 0)
         {
             Replacement r = _replacements.Pop();
-            Swap(r.Parent, r.Name, r.Wrapper, r.Original, r.Path);
+            Undo(r);
             removed.Add(r.Wrapper);
         }
         return removed;
@@ -102,6 +103,28 @@ public sealed class ModelSurgeon
 
     /// <summary>The paths currently replaced, oldest first.</summary>
     public IReadOnlyList<string> ReplacedPaths => _replacements.Reverse().Select(r => r.Path).ToList();
+
+    // Puts back what the wrapper wraps. Where methods are combined on one module (contract 1.2), the wrapper may
+    // have been wrapped in turn by another surgeon's tuner layer: it is then taken out of that chain instead, and
+    // a tuner layer's current base is put back, since a layer under it may have been taken out since.
+    private static void Undo(Replacement r)
+    {
+        nn.Module inner = r.Wrapper is TunerLayer wrapper ? wrapper.BaseLayer : r.Original;
+        nn.Module current = Children(r.Parent).TryGetValue(r.Name, out nn.Module? child) ? child : r.Wrapper;
+        if (ReferenceEquals(current, r.Wrapper))
+        {
+            Swap(r.Parent, r.Name, r.Wrapper, inner, r.Path);
+            return;
+        }
+        for (nn.Module m = current; m is TunerLayer outer; m = outer.BaseLayer)
+        {
+            if (!ReferenceEquals(outer.BaseLayer, r.Wrapper)) continue;
+            outer.ReplaceBaseLayer(inner as nn.Module<Tensor, Tensor>
+                ?? throw new ModelSurgeryException($"'{r.Path}': the {outer.GetType().Name} there wraps a replacement whose original module is not a Module<Tensor, Tensor>; it cannot be taken out of the chain."));
+            return;
+        }
+        throw new ModelSurgeryException($"'{r.Path}': the module there ({current.GetType().Name}) is neither the replacement made nor a chain of tuner layers holding it; something else replaced it since.");
+    }
 
     private (nn.Module Parent, string Name) ParentOf(string path)
     {

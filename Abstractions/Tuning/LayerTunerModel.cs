@@ -200,7 +200,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         // judged by the module it wraps; the wrapper's own children never are.
         var wrapped = Model.NamedModules().Where(m => m.Module is TunerLayer).Select(m => m.Path + ".").ToList();
         var candidates = Model.NamedModules().Where(m => !wrapped.Any(w => m.Path.StartsWith(w, StringComparison.Ordinal)))
-            .Select(m => (m.Path, Module: m.Module is TunerLayer t ? (nn.Module)t.BaseLayer : m.Module))
+            .Select(m => (m.Path, Module: m.Module is TunerLayer t ? (nn.Module)t.GetBaseLayer() : m.Module))
             .ToList();
         IReadOnlyList<string> targets = SelectTargets(name, typed, candidates);
 
@@ -214,7 +214,11 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
                 {
                     var baseModule = Model.Get(path) as nn.Module<Tensor, Tensor>
                         ?? throw new TunerConfigException($"target module '{path}' is not a Module<Tensor, Tensor>.");
-                    layer = CreateLayer(path, baseModule, typed);
+                    // Another method's layer already on the module (methods combined, contract 1.2): the new layer is
+                    // made for the original module and then wraps that layer, outermost, as PEFT's mixed model nests them.
+                    layer = CreateLayer(path, TunerLayer.GetBaseLayer(baseModule), typed);
+                    layer.PeftType = _tuner?.PeftType;
+                    if (baseModule is TunerLayer inner) Wrap(name, path, layer, inner);
                     layer.Disabled = !_enabled;
                     Model.Replace(path, layer);
                     _layers[path] = layer;
@@ -241,6 +245,22 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         _adapterOrder.Add(name);
         if (_active.Count == 0) SetActiveAdapters([name]);
         else AdaptersChanged();
+    }
+
+    // Puts a new layer around another method's layer, or refuses (the new layer is freed, nothing is in the model yet):
+    // every layer of the chain below is asked, and the new layer about each of them.
+    private void Wrap(string adapter, string path, TLayer layer, TunerLayer inner)
+    {
+        for (TunerLayer? below = inner; below is not null; below = below.BaseLayer as TunerLayer)
+        {
+            string? reason = layer.CannotWrapReason(below) ?? below.CannotBeWrappedReason(layer);
+            if (reason is null) continue;
+            string outerName = layer.PeftType ?? layer.GetType().Name, innerName = below.PeftType ?? below.GetType().Name;
+            layer.Dispose();
+            throw new TunerConfigException(
+                $"Adapter '{adapter}' ({outerName}): module '{path}' already holds a {innerName} layer (adapters {string.Join(", ", below.Adapters)}); {outerName} cannot be combined with {innerName} on one module: {reason}.");
+        }
+        layer.ReplaceBaseLayer(inner);
     }
 
     /// <inheritdoc />
@@ -295,7 +315,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             foreach ((string path, TLayer layer) in _layers)
             {
                 if (!layer.Adapters.Contains(name) || !ExportsBaseLayer(path, config)) continue;
-                foreach (var (param, value) in layer.BaseLayer.named_parameters())
+                foreach (var (param, value) in layer.GetBaseLayer().named_parameters())
                     tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
             }
             foreach ((string key, Tensor value) in SavedBaseModelTensors(name))
@@ -428,7 +448,7 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach ((string path, TLayer layer) in _layers)
-            foreach (var (name, p) in layer.BaseLayer.named_parameters())
+            foreach (var (name, p) in layer.GetBaseLayer().named_parameters())
                 result[$"{path}.{TunerLayer.BaseLayerName}.{name}"] = p;
         return result;
     }

@@ -62,7 +62,7 @@ public sealed class AdaLoraLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int r, double scaling, double ranknumValue, double dropout, bool init)
     {
-        Tensor weight = ((Linear)BaseLayer).weight!;
+        Tensor weight = ((Linear)GetBaseLayer()).weight!;
         (ScalarType dtype, Device device) = (weight.dtype, weight.device);
         Parameter a = new(randn([r, InFeatures], dtype: dtype, device: device));
         Parameter e = new(randn([r, 1], dtype: dtype, device: device));
@@ -112,7 +112,7 @@ public sealed class AdaLoraLinear : TunerLayer
     /// <inheritdoc />
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using Tensor typed = delta.to(weight.dtype);
         if (safeMerge)
@@ -126,7 +126,7 @@ public sealed class AdaLoraLinear : TunerLayer
     /// <inheritdoc />
     protected override void UnmergeFrom(string adapter)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using Tensor typed = delta.to(weight.dtype);
         weight.sub_(typed);
@@ -147,4 +147,10 @@ public sealed class AdaLoraLinear : TunerLayer
         }
         return result;
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// adds its own delta, computed from the input and the original weight, to that layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
 }

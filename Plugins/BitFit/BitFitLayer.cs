@@ -100,4 +100,11 @@ public sealed class BitFitLayer : TunerLayer
     // transformers' Conv1D with another bias: addmm(b, x, W), as Conv1D.forward.
     private static Tensor ConvForward(Conv1D conv, Tensor input, Tensor bias) =>
         torch.addmm(bias, input.reshape(-1, conv.InFeatures), conv.weight, beta: 1, alpha: 1).reshape([.. input.shape[..^1], conv.OutFeatures]);
+
+    /// <summary>Methods combined on one module (contract 1.2): BitFit replaces the module's bias, which a method that transforms the output around the bias (OFT) must not see changed.</summary>
+    public override bool ChangesBias => true;
+
+    /// <summary>Refused around another method's layer: BitFit computes the output itself from the original weight and its own bias.</summary>
+    public override string? CannotWrapReason(TunerLayer inner) =>
+        "BitFit computes the module's output itself from the original weight and its trained bias, so the inner layer's output would be dropped; add the BitFit adapter first";
 }

@@ -210,4 +210,11 @@ public sealed class BoftLinear : TunerLayer
         Tensor rotation = Rotation(adapter).to(weight.dtype);
         weight.copy_(rotation.t().mm(weight.t()).t().mul(boft_s[adapter].to(weight.dtype).reciprocal()));
     }
+
+    /// <summary>
+    /// Refused around another method's layer (contract 1.2): BOFT computes its output as <c>F.linear</c> of the input with
+    /// the rotated original weight, not from the inner layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) =>
+        "BOFT recomputes the module's output from the rotated original weight (F.linear) instead of running the layer it wraps, so the inner layer's output would be silently dropped; add the BOFT adapter first";
 }

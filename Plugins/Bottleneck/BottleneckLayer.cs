@@ -46,7 +46,7 @@ public sealed class BottleneckLayer : TunerLayer
     public long OutFeatures { get; }
 
     // Read from the base layer each time: moving the model to another dtype or device replaces its parameters.
-    private Parameter Weight => BaseLayer is Linear l ? l.weight! : ((Conv1D)BaseLayer).weight;
+    private Parameter Weight => GetBaseLayer() is Linear l ? l.weight! : ((Conv1D)GetBaseLayer()).weight;
 
     /// <summary>
     /// Adds an adapter of width <paramref name="width"/>: both projections as <c>nn.Linear</c> initialises them
@@ -98,4 +98,14 @@ public sealed class BottleneckLayer : TunerLayer
         "tanh" => x.tanh(),
         _ => throw new InvalidOperationException($"Unknown adapter_act '{act}' (the config allows only relu, gelu, silu, tanh)."),
     };
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2): around another method's layer, the bottleneck adapter acts on
+    /// that layer's output (serial) or beside it (parallel), as on the original module's.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
+
+    /// <summary>Refused inside another method's layer: its delta, once merged into the original weight, would pass through this nonlinear adapter and change the numbers.</summary>
+    public override string? CannotBeWrappedReason(TunerLayer outer) =>
+        "a bottleneck adapter is a nonlinear function of the module's output, so an outer method's delta merged into the original weight would pass through it and change the result; put the bottleneck adapter last (outside)";
 }

@@ -53,10 +53,10 @@ public sealed class FourierFtLinear : TunerLayer
     public bool FanInFanOut { get; }
 
     // Read from the base layer each time: moving the model to another dtype or device replaces its parameters.
-    private Parameter Weight => BaseLayer is Linear l ? l.weight! : ((Conv1D)BaseLayer).weight;
+    private Parameter Weight => GetBaseLayer() is Linear l ? l.weight! : ((Conv1D)GetBaseLayer()).weight;
 
     /// <summary>The base layer's bias (what <c>bias: fourier_only</c> trains), if any.</summary>
-    public Parameter? Bias => BaseLayer switch
+    public Parameter? Bias => GetBaseLayer() switch
     {
         Linear l => l.bias,
         Conv1D c => c.bias,
@@ -170,4 +170,10 @@ public sealed class FourierFtLinear : TunerLayer
     {
         using (t) return t.to(device);
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// adds its own delta, computed from the input and the original weight, to that layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
 }

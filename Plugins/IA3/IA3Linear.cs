@@ -96,4 +96,13 @@ public sealed class IA3Linear : TunerLayer
         }
         return scope.MoveToOuter(result);
     }
+
+    /// <summary>Refused around another method's layer (contract 1.2): see <see cref="CannotBeWrappedReason"/>.</summary>
+    public override string? CannotWrapReason(TunerLayer inner) => ScaleReason;
+
+    /// <summary>Refused inside another method's layer (contract 1.2): where IA3's scale sits among other methods' layers PEFT never defined.</summary>
+    public override string? CannotBeWrappedReason(TunerLayer outer) => ScaleReason;
+
+    private const string ScaleReason =
+        "IA3 scales the module's input or output by a learned vector, and where such a scale sits among other methods' layers PEFT never defined (its mixed model refuses IA3)";
 }

@@ -75,4 +75,13 @@ public sealed class LnTuningLayer : TunerLayer
         }
         base.Dispose(disposing);
     }
+
+    /// <summary>Refused around another method's layer (contract 1.2): see <see cref="CannotBeWrappedReason"/>.</summary>
+    public override string? CannotWrapReason(TunerLayer inner) => ReplaceReason;
+
+    /// <summary>Refused inside another method's layer (contract 1.2): LN tuning replaces the module with a trained copy.</summary>
+    public override string? CannotBeWrappedReason(TunerLayer outer) => ReplaceReason;
+
+    private const string ReplaceReason =
+        "LN tuning runs a trained copy of the whole module instead of it, so another method's layer on that module would be bypassed or would adapt a module that no longer runs";
 }

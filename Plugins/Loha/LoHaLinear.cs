@@ -54,7 +54,7 @@ public sealed class LoHaLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int r, double alpha, double rankDropout, double moduleDropout, bool initWeights)
     {
-        Tensor weight = ((Linear)BaseLayer).weight!;
+        Tensor weight = ((Linear)GetBaseLayer()).weight!;
         hada_w1_a.Add(adapter, NewFactor([OutFeatures, r], weight, zero: false));
         hada_w1_b.Add(adapter, NewFactor([r, InFeatures], weight, zero: false));
         hada_w2_a.Add(adapter, NewFactor([OutFeatures, r], weight, zero: false));
@@ -110,7 +110,7 @@ public sealed class LoHaLinear : TunerLayer
     /// <summary>PEFT's <c>LycorisLayer.merge</c>: W += ΔW.</summary>
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using Tensor merged = weight.add(delta.to(weight.dtype));
         if (safeMerge) EnsureFinite(merged, adapter);
@@ -120,8 +120,14 @@ public sealed class LoHaLinear : TunerLayer
     /// <summary>PEFT's <c>LycorisLayer.unmerge</c>: W -= ΔW.</summary>
     protected override void UnmergeFrom(string adapter)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using (Tensor cast = delta.to(weight.dtype)) weight.sub_(cast);
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// adds its own delta, computed from the input and the original weight, to that layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
 }

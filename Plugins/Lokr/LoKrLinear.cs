@@ -80,7 +80,7 @@ public sealed class LoKrLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int r, double rankDropout, double moduleDropout, bool initWeights, bool decomposeBoth, int decomposeFactor)
     {
-        Tensor weight = ((Linear)BaseLayer).weight!;
+        Tensor weight = ((Linear)GetBaseLayer()).weight!;
         (long outL, long outK) = Factorization(OutFeatures, decomposeFactor);
         (long inM, long inN) = Factorization(InFeatures, decomposeFactor);
         bool fullW1 = !(decomposeBoth && r < Math.Max(outL, inM) / 2.0);
@@ -151,7 +151,7 @@ public sealed class LoKrLinear : TunerLayer
     /// <summary>PEFT's <c>LycorisLayer.merge</c>: W += ΔW.</summary>
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using Tensor merged = weight.add(delta.to(weight.dtype));
         if (safeMerge) EnsureFinite(merged, adapter);
@@ -161,8 +161,14 @@ public sealed class LoKrLinear : TunerLayer
     /// <summary>PEFT's <c>LycorisLayer.unmerge</c>: W -= ΔW.</summary>
     protected override void UnmergeFrom(string adapter)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using Tensor delta = DeltaWeight(adapter);
         using (Tensor cast = delta.to(weight.dtype)) weight.sub_(cast);
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// adds its own delta, computed from the input and the original weight, to that layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
 }

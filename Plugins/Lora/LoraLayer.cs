@@ -254,4 +254,10 @@ public abstract class LoraLayer : TunerLayer
         }
         base.Dispose(disposing);
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// adds its own delta, computed from the input and the original weight, to that layer's output.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => null;
 }

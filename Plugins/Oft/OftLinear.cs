@@ -45,7 +45,7 @@ public sealed class OftLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int blocks, double moduleDropout, bool initWeights, bool useCoft, double epsilon, bool blockShare)
     {
-        Tensor weight = ((Linear)BaseLayer).weight!;
+        Tensor weight = ((Linear)GetBaseLayer()).weight!;
         long b = (OutFeatures + blocks - 1) / blocks;
         using Tensor data = empty([blockShare ? 1 : blocks, b, b], dtype: weight.dtype, device: weight.device);
         using (no_grad())
@@ -102,7 +102,7 @@ public sealed class OftLinear : TunerLayer
     {
         using var scope = NewDisposeScope();
         Tensor result = BaseLayer.forward(input);
-        Tensor? bias = ((Linear)BaseLayer).bias?.detach();
+        Tensor? bias = ((Linear)GetBaseLayer()).bias?.detach();
         if (bias is not null) result = result.sub(bias);
         foreach (string adapter in activeAdapters)
         {
@@ -117,7 +117,7 @@ public sealed class OftLinear : TunerLayer
     /// <summary>PEFT's <c>OFTLayer.merge</c>: W := (Wᵀ R)ᵀ; the bias is left as it is.</summary>
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using var scope = NewDisposeScope();
         Tensor merged = weight.t().mm(Rotation(adapter).to(weight.dtype)).t();
         if (safeMerge) EnsureFinite(merged, adapter);
@@ -127,9 +127,22 @@ public sealed class OftLinear : TunerLayer
     /// <summary>PEFT's <c>OFTLayer.unmerge</c>: W := (W'ᵀ R⁻¹)ᵀ.</summary>
     protected override void UnmergeFrom(string adapter)
     {
-        Parameter weight = ((Linear)BaseLayer).weight!;
+        Parameter weight = ((Linear)GetBaseLayer()).weight!;
         using var scope = NewDisposeScope();
         Tensor inverse = linalg.inv(Rotation(adapter)).to(weight.dtype);
         weight.copy_(weight.t().mm(inverse).t());
     }
+
+    /// <summary>
+    /// Methods combined on one module (contract 1.2, PEFT's mixed model): around another method's layer this one
+    /// rotates that layer's output, the original module's bias taken out first and put back after:
+    /// y = (inner(x) − b) R + b. Refused where a layer under it changes that bias (BitFit): the change would be rotated.
+    /// </summary>
+    public override string? CannotWrapReason(TunerLayer inner) => inner.ChangesBias ? BiasReason : null;
+
+    /// <summary>Refused under a layer that changes the bias (BitFit): OFT takes out and puts back the original bias, not that one.</summary>
+    public override string? CannotBeWrappedReason(TunerLayer outer) => outer.ChangesBias ? BiasReason : null;
+
+    private const string BiasReason =
+        "OFT takes the original module's bias out of the output before its rotation and puts it back after, while the other method trains that bias, so the trained bias would be rotated or bypassed";
 }

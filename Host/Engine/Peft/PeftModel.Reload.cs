@@ -21,21 +21,24 @@ public sealed partial class PeftModel
     TunerSwap IPluginUser.BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
     {
         _lock.EnterWriteLock();
-        var snapshot = new List<(string PeftType, List<AdapterState> States)>();
-        List<TunerSlot> oldSlots = _slots.Where(s => ReferenceEquals(s.Plugin, oldPlugin)).ToList();
+        var snapshot = new List<(string PeftType, PluginAssembly Plugin, List<AdapterState> States)>();
+        List<TunerSlot> oldSlots = Rebuilt(oldPlugin);
+        // The tuners left attached; those after them are the ones attached again.
+        int kept = _slots.Count;
         try
         {
             foreach (TunerSlot slot in oldSlots)
-                snapshot.Add((slot.PeftType, slot.Model.Adapters.Select(a => Guard(slot, "export", () => slot.Model.ExportAdapter(a))).ToList()));
+                snapshot.Add((slot.PeftType, slot.Plugin, slot.Model.Adapters.Select(a => Guard(slot, "export", () => slot.Model.ExportAdapter(a))).ToList()));
             foreach (TunerSlot slot in oldSlots) DropSlot(slot);
+            kept = _slots.Count;
             try
             {
-                Restore(snapshot, newPlugin);
+                Restore(snapshot, oldPlugin, newPlugin);
             }
             catch
             {
-                foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
-                Restore(snapshot, oldPlugin);
+                foreach (TunerSlot slot in _slots.Skip(kept).ToList()) DropSlot(slot);
+                Restore(snapshot, oldPlugin, oldPlugin);
                 throw;
             }
         }
@@ -56,8 +59,8 @@ public sealed partial class PeftModel
             {
                 try
                 {
-                    foreach (TunerSlot slot in _slots.Where(s => ReferenceEquals(s.Plugin, newPlugin)).ToList()) DropSlot(slot);
-                    Restore(snapshot, oldPlugin);
+                    foreach (TunerSlot slot in _slots.Skip(kept).ToList()) DropSlot(slot);
+                    Restore(snapshot, oldPlugin, oldPlugin);
                 }
                 finally
                 {
@@ -67,10 +70,24 @@ public sealed partial class PeftModel
             });
     }
 
-    private void Restore(List<(string PeftType, List<AdapterState> States)> snapshot, PluginAssembly plugin)
+    // The tuners a reload of the plugin detaches and attaches again, in attach order: the plugin's own; and where another
+    // method's layer wraps one of theirs (methods combined on one module), every tuner attached after the first of them
+    // too, so that each module's layers come back nested in the same order.
+    private List<TunerSlot> Rebuilt(PluginAssembly plugin)
     {
-        foreach ((string peftType, List<AdapterState> states) in snapshot)
+        int first = _slots.FindIndex(s => ReferenceEquals(s.Plugin, plugin));
+        if (first < 0) return [];
+        bool wrapped = BaseModel.modules().OfType<TunerLayer>().Any(outer =>
+            outer.BaseLayer is TunerLayer inner && SlotOfLayer(inner) is { } i && ReferenceEquals(i.Plugin, plugin) && !ReferenceEquals(SlotOfLayer(outer), i));
+        return wrapped ? _slots.Skip(first).ToList() : _slots.Where(s => ReferenceEquals(s.Plugin, plugin)).ToList();
+    }
+
+    // Attaches the snapshot's tuners again, in order: those of oldPlugin from usePlugin, the others from their own plugin.
+    private void Restore(List<(string PeftType, PluginAssembly Plugin, List<AdapterState> States)> snapshot, PluginAssembly oldPlugin, PluginAssembly usePlugin)
+    {
+        foreach ((string peftType, PluginAssembly own, List<AdapterState> states) in snapshot)
         {
+            PluginAssembly plugin = ReferenceEquals(own, oldPlugin) ? usePlugin : own;
             if (!plugin.Tuners.ContainsKey(peftType))
                 throw new InvalidOperationException($"Plugin {plugin.Label} does not serve {peftType}, which adapters {string.Join(", ", states.Select(s => s.Name))} use.");
             TunerSlot slot = Attach(peftType, plugin);
@@ -84,9 +101,9 @@ public sealed partial class PeftModel
         foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = _enabled);
     }
 
-    private static void Dispose(List<(string PeftType, List<AdapterState> States)> snapshot)
+    private static void Dispose(List<(string PeftType, PluginAssembly Plugin, List<AdapterState> States)> snapshot)
     {
-        foreach ((_, List<AdapterState> states) in snapshot)
+        foreach ((_, _, List<AdapterState> states) in snapshot)
             foreach (AdapterState s in states) s.Dispose();
     }
 }

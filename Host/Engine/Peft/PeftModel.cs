@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
@@ -247,7 +248,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         get => Read(() => _enabled);
         set => Write(() =>
         {
-            if (!value) foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
+            if (!value) UnmergeAll();
             _enabled = value;
             foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
             _modulesToSave.Enabled = value;
@@ -277,7 +278,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         var done = new List<TunerSlot>();
         try
         {
-            foreach (TunerSlot slot in _slots)
+            foreach (TunerSlot slot in InnerFirst(strict: true))
             {
                 var mine = names.Where(n => _adapterTypes[n] == slot.PeftType).ToList();
                 if (mine.Count == 0) continue;
@@ -292,16 +293,52 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         }
         catch
         {
-            foreach (TunerSlot slot in done) Guard(slot, "unmerge", slot.Model.Unmerge);
+            for (int i = done.Count - 1; i >= 0; i--) Guard(done[i], "unmerge", done[i].Model.Unmerge);
             throw;
         }
     });
 
     /// <summary>Takes every merged adapter out of the base weights.</summary>
-    public void Unmerge() => Write(() =>
+    public void Unmerge() => Write(UnmergeAll);
+
+    // Outer layers first (the reverse of a merge), so that a rotation (OFT) merged after an inner delta comes out before it.
+    private void UnmergeAll()
     {
-        foreach (TunerSlot s in _slots) Guard(s, "unmerge", s.Model.Unmerge);
-    });
+        List<TunerSlot> order = InnerFirst(strict: false);
+        for (int i = order.Count - 1; i >= 0; i--) Guard(order[i], "unmerge", order[i].Model.Unmerge);
+    }
+
+    // Methods combined on one module merge inner first, as the forward applies them (PEFT's merge_recursively): the
+    // tuners in an order where, on every module, the tuner of a layer comes before the tuner of the layer around it;
+    // otherwise in the order they were attached. Nested in both orders on different modules, there is no such order:
+    // a merge (strict) is refused; an unmerge takes the attach order for the rest (each layer takes out what it put in).
+    private List<TunerSlot> InnerFirst(bool strict)
+    {
+        var after = new Dictionary<TunerSlot, HashSet<TunerSlot>>();
+        foreach (nn.Module module in BaseModel.modules())
+        {
+            if (module is not TunerLayer { BaseLayer: TunerLayer inner } outer) continue;
+            TunerSlot? o = SlotOfLayer(outer), i = SlotOfLayer(inner);
+            if (o is null || i is null || ReferenceEquals(o, i)) continue;
+            if (!after.TryGetValue(o, out HashSet<TunerSlot>? set)) after[o] = set = [];
+            set.Add(i);
+        }
+        var order = new List<TunerSlot>();
+        var left = _slots.ToList();
+        while (left.Count > 0)
+        {
+            TunerSlot? next = left.FirstOrDefault(s => !after.TryGetValue(s, out HashSet<TunerSlot>? inners) || inners.All(order.Contains));
+            if (next is null && !strict) next = left[0];
+            if (next is null)
+                throw new NotSupportedException(
+                    $"The adapters cannot be merged: methods {string.Join(", ", left.Select(s => s.PeftType))} are nested in different orders on different modules, and each method merges all its modules at once, so no merge order matches the forward on every module. Use them unmerged, or load the adapters in one order.");
+            order.Add(next);
+            left.Remove(next);
+        }
+        return order;
+    }
+
+    private TunerSlot? SlotOfLayer(TunerLayer layer) => layer.PeftType is { } type ? _slots.FirstOrDefault(s => s.PeftType == type) : null;
 
     /// <summary>
     /// Merges the active adapters and removes every tuner layer (PEFT's <c>merge_and_unload</c>):
@@ -320,11 +357,8 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         Write(() =>
         {
-            foreach (TunerSlot slot in _slots.ToList())
-            {
-                if (unmerge) Guard(slot, "unmerge", slot.Model.Unmerge);
-                DropSlot(slot);
-            }
+            if (unmerge) UnmergeAll();
+            foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
             // merge_and_unload keeps the active adapter's copy of each saved module (PEFT puts the copy in place).
             _modulesToSave.Unload(keepActiveCopies: !unmerge);
             _adapterOrder.Clear();
