@@ -1,7 +1,24 @@
 using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
 
 namespace PeftHost.Abstractions.Tuning;
 
 /// <summary>What the host gives a tuner when it attaches to a model.</summary>
 /// <param name="Logger">The logger to report through (named after the plugin by the host).</param>
-public sealed record TunerContext(ILogger Logger);
+public sealed record TunerContext(ILogger Logger)
+{
+    /// <summary>
+    /// The base model's tokenizer, when the host has one (contract 1.1): text to token ids as transformers'
+    /// <c>tokenizer(text)["input_ids"]</c> gives them, the tokenizer's special tokens (e.g. bos) included.
+    /// Null when the host was given none; a method that needs it (prompt tuning's <c>TEXT</c> initialisation)
+    /// then refuses the config, saying so.
+    /// </summary>
+    public Func<string, IReadOnlyList<int>>? Tokenize { get; init; }
+
+    /// <summary>
+    /// The base model's input embeddings (transformers' <c>get_input_embeddings()</c> applied, with no scaling or
+    /// position added), when the host knows them (contract 1.1): int64 token ids [batch, seq] to
+    /// [batch, seq, hidden] on the model's device, recorded by autograd as any forward is. Null when unknown.
+    /// </summary>
+    public Func<Tensor, Tensor>? EmbedTokens { get; init; }
+}

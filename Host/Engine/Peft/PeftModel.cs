@@ -111,18 +111,34 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>
     /// Saves adapters as PEFT's <c>save_pretrained</c> does: "default" at the root of
     /// <paramref name="directory"/>, any other adapter in <c>&lt;directory&gt;/&lt;name&gt;/</c>, each with
-    /// <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (PEFT key names).
+    /// <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (PEFT key names); with
+    /// <paramref name="options"/>, the base model's name in each config and PEFT's model card. Every adapter
+    /// is exported before anything is written.
     /// </summary>
     /// <param name="directory">The output folder.</param>
     /// <param name="selectedAdapters">PEFT's <c>selected_adapters</c> (default: all).</param>
-    public void SavePretrained(string directory, IReadOnlyList<string>? selectedAdapters = null)
+    /// <param name="options">What else to record (default: nothing else).</param>
+    public void SavePretrained(string directory, IReadOnlyList<string>? selectedAdapters = null, AdapterSaveOptions? options = null) =>
+        Save(directory, selectedAdapters ?? Adapters, ExportAdapter, options);
+
+    // Exports every adapter (all or nothing), then writes each folder, then the model card.
+    private void Save(string directory, IReadOnlyList<string> names, Func<string, AdapterState> export, AdapterSaveOptions? options)
     {
-        IReadOnlyList<string> names = selectedAdapters ?? Adapters;
-        foreach (string name in names)
+        var states = new List<(AdapterState State, bool Prompt)>();
+        try
         {
-            using AdapterState state = ExportAdapter(name);
-            bool prompt = Read(() => SlotOf(name).Model is IPromptLearningModel);
-            AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, name), state, prefixKeys: !prompt);
+            foreach (string name in names) states.Add((export(name), IsPromptLearning(name)));
+            foreach ((AdapterState state, bool prompt) in states)
+                AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, state.Name), state, prefixKeys: !prompt, options?.BaseModelNameOrPath);
+            if (options is { WriteModelCard: true })
+            {
+                string types = string.Join(", ", states.Select(s => s.State.PeftType).Distinct());
+                Formats.AtomicFile.WriteAllText(Path.Combine(directory, ModelCard.FileName), ModelCard.Text(options.BaseModelNameOrPath, types, options.TrainingDetails));
+            }
+        }
+        finally
+        {
+            foreach ((AdapterState state, _) in states) state.Dispose();
         }
     }
 
