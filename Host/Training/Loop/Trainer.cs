@@ -416,8 +416,14 @@ public sealed class Trainer
             throw new InvalidOperationException($"--resume: adapter '{name}' changed the base weights when it was initialised (its residual base), but {folder}, the initial adapter the run saved, is missing.");
         using AdapterState saved = AdapterFolder.Read(folder, name);
         foreach ((string key, Tensor now) in _initial.Tensors)
-            if (!saved.Tensors.TryGetValue(key, out Tensor? then) || !then.shape.SequenceEqual(now.shape) || !then.equal(now).item<bool>())
+            if (!saved.Tensors.TryGetValue(key, out Tensor? then) || !then.shape.SequenceEqual(now.shape) || !Same(then, now))
                 throw new InvalidOperationException($"--resume: adapter '{name}' initialised now differs from the run's initial adapter ({folder}, tensor '{key}'), so the base weights' residual is not the one it trained against; give the same model, adapter config and seed.");
+    }
+
+    private static bool Same(Tensor a, Tensor b)
+    {
+        using Tensor equal = a.eq(b).all();
+        return equal.item<bool>();
     }
 
     private List<string> CardLines()

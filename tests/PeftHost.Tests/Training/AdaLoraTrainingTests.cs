@@ -69,7 +69,7 @@ public sealed class AdaLoraTrainingTests : IDisposable
         // The checkpoint holds the rank allocator's scores and the untruncated triplets beside the cut adapter.
         string checkpoint = Path.Combine(straight, "checkpoint-5");
         Assert.True(File.Exists(Path.Combine(checkpoint, TunerTrainingState.TensorsFile)));
-        CopyFolder(checkpoint, Path.Combine(resumed, "checkpoint-5"));
+        ScratchFolder.CopyTree(checkpoint, Path.Combine(resumed, "checkpoint-5"));
         using (PeftModel peft = c.Model(catalog))
         {
             var t = new Trainer(peft, c.Arguments(resumed, Saving()), TrainingCase.Data(), options: Options);
@@ -98,12 +98,6 @@ public sealed class AdaLoraTrainingTests : IDisposable
 
     private static JsonObject Config(string folder) => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "adapter_config.json")))!;
 
-    private static void CopyFolder(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (string file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        foreach (string dir in Directory.GetDirectories(from)) CopyFolder(dir, Path.Combine(to, Path.GetFileName(dir)));
-    }
 
     private static void AssertClose(double expected, double actual, string what) =>
         Assert.True(Math.Abs(expected - actual) <= TrainingCase.Tolerance * Math.Max(1, Math.Abs(expected)), $"adalora {what}: expected {expected}, got {actual}");
