@@ -63,7 +63,8 @@ public sealed class KvCache : IDisposable
 
     /// <summary>
     /// Writes <paramref name="key"/> and <paramref name="value"/> ([batch, kv_heads, n, head_dim]) at
-    /// <paramref name="start"/> and returns views of positions 0 .. start + n (no copy).
+    /// <paramref name="start"/> and returns views of positions 0 .. start + n (no copy). Recorded by autograd
+    /// when gradients are on and the key or value requires one (a prefix being trained).
     /// </summary>
     public (Tensor Keys, Tensor Values) Append(int layer, long start, Tensor key, Tensor value)
     {
@@ -71,7 +72,10 @@ public sealed class KvCache : IDisposable
         if (start + n > Capacity)
             throw new InvalidOperationException($"The KV cache holds {Capacity} positions; writing {n} at position {start} would overflow it. Create a larger cache.");
         if (key.shape[0] != Batch) throw new InvalidOperationException($"The KV cache was made for batch {Batch}, not {key.shape[0]}.");
-        using (torch.no_grad())
+        // Decoding writes outside autograd; a trained prefix (prefix tuning's past key values) must stay in the graph,
+        // so its writes are recorded (the buffer then carries the gradient to the prefix, and to the keys after it).
+        bool record = torch.is_grad_enabled() && (key.requires_grad || value.requires_grad);
+        using (record ? null : torch.no_grad())
         {
             using (Tensor k = _keys[layer].narrow(2, start, n)) k.copy_(key);
             using (Tensor v = _values[layer].narrow(2, start, n)) v.copy_(value);
