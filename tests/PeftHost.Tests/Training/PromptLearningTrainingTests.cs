@@ -22,10 +22,12 @@ public sealed class PromptLearningTrainingTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private const string Prefix = """{"peft_type": "PREFIX_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "num_layers": 2, "token_dim": 16, "num_attention_heads": 2}""";
+
     // The base's sizes, as PEFT's _prepare_prompt_learning_config fills them (a prefix has the key/value heads: 2 of 4, 16 wide).
     public static TheoryData<string, string> Configs => new()
     {
-        { "prefix", """{"peft_type": "PREFIX_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "num_layers": 2, "token_dim": 16, "num_attention_heads": 2}""" },
+        { "prefix", Prefix },
         { "prefix_projection", """{"peft_type": "PREFIX_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "num_layers": 2, "token_dim": 16, "num_attention_heads": 2, "prefix_projection": true, "encoder_hidden_size": 16}""" },
         { "p_tuning_mlp", """{"peft_type": "P_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "num_layers": 2, "token_dim": 32, "num_attention_heads": 4, "encoder_reparameterization_type": "MLP", "encoder_hidden_size": 16}""" },
         { "p_tuning_lstm", """{"peft_type": "P_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "num_layers": 2, "token_dim": 32, "num_attention_heads": 4, "encoder_reparameterization_type": "LSTM", "encoder_hidden_size": 16}""" },
@@ -69,5 +71,46 @@ public sealed class PromptLearningTrainingTests : IDisposable
         }
         fresh.Dispose();
         trained.Dispose();
+    }
+
+    [Fact]
+    public void The_prefix_gradient_through_the_attention_cache_matches_finite_differences()
+    {
+        using var catalog = TrainingCase.Catalog();
+        nn.Module model = ModelFactory.Load(TrainingCase.BaseFolder).Model;
+        using Tensor ids = tensor(((JsonArray)JsonNode.Parse(File.ReadLines(TrainingCase.DataFile).First())!["input_ids"]!)
+            .Select(v => v!.GetValue<long>()).ToArray()).view(1, -1);
+        using (var peft = new PeftModel(model, catalog))
+        {
+            manual_seed(4);
+            peft.AddAdapter("default", (JsonObject)JsonNode.Parse(Prefix)!);
+            var prefix = peft.NamedParameters().Single(p => p.Parameter.requires_grad).Parameter;
+            double Loss()
+            {
+                using Tensor logits = peft.CausalLMForward(ids);
+                using Tensor loss = PeftHost.Training.Loss.CausalLMLoss.Compute(logits, ids);
+                return loss.item<float>();
+            }
+            using (Tensor logits = peft.CausalLMForward(ids))
+            using (Tensor loss = PeftHost.Training.Loss.CausalLMLoss.Compute(logits, ids))
+                loss.backward();
+            using Tensor grad = prefix.grad!.detach().clone().flatten();
+            using Tensor flat = prefix.detach().flatten();
+            // Central differences on the entries with the largest gradients (float32: a step of 1e-2 keeps rounding small).
+            long[] entries = grad.abs().argsort(descending: true).narrow(0, 0, 5).data<long>().ToArray();
+            const double h = 1e-2;
+            foreach (long i in entries)
+            {
+                double original = flat[i].item<float>(), plus, minus;
+                using (no_grad()) flat[i].fill_(original + h);
+                plus = Loss();
+                using (no_grad()) flat[i].fill_(original - h);
+                minus = Loss();
+                using (no_grad()) flat[i].fill_(original);
+                double numeric = (plus - minus) / (2 * h), analytic = grad[i].item<float>();
+                Assert.True(Math.Abs(numeric - analytic) <= 2e-2 * Math.Abs(analytic) + 1e-4, $"prefix entry {i}: autograd {analytic}, finite differences {numeric}");
+            }
+        }
+        model.Dispose();
     }
 }
