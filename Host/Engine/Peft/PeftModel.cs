@@ -46,6 +46,13 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>The base model (its modules are wrapped while adapters are applied).</summary>
     public nn.Module BaseModel { get; }
 
+    /// <summary>
+    /// The base model's tokenizer (text to ids, special tokens included, as transformers' <c>tokenizer(text)</c>),
+    /// handed to the methods' plugins (<see cref="TunerContext.Tokenize"/>): prompt tuning's <c>TEXT</c>
+    /// initialisation needs it. Null: none (such a config is refused).
+    /// </summary>
+    public Func<string, IReadOnlyList<int>>? Tokenize { get; init; }
+
     /// <summary>The adapters, in the order they were added.</summary>
     public IReadOnlyList<string> Adapters => Read(() => (IReadOnlyList<string>)[.. _adapterOrder]);
 
@@ -412,7 +419,11 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         var surgeon = new ModelSurgeon(BaseModel);
         ITuner tuner = plugin.Tuners[peftType];
-        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}"));
+        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}"))
+        {
+            Tokenize = Tokenize,
+            EmbedTokens = BaseModel is Models.ICausalLM causal ? causal.EmbedInputs : null,
+        };
         ITunerModel model;
         try { model = tuner.Attach(surgeon, context); }
         catch (Exception e) { throw new PluginFaultException(plugin.Manifest.Id, plugin.Manifest.Version, "attach", e); }

@@ -113,4 +113,49 @@ public sealed class PromptLearningTrainingTests : IDisposable
         }
         model.Dispose();
     }
+
+    [Theory]
+    [InlineData(new[] { 1, 17, 42 }, new long[] { 1, 17, 42, 1, 17, 42 })] // shorter than the prompt: repeated
+    [InlineData(new[] { 1, 17, 42, 9, 8, 7, 6, 5 }, new long[] { 1, 17, 42, 9, 8, 7 })] // longer: cut
+    public void Prompt_tuning_TEXT_initialises_from_the_base_embeddings_of_the_tokenized_text(int[] tokenIds, long[] expectedIds)
+    {
+        using var catalog = TrainingCase.Catalog();
+        nn.Module model = ModelFactory.Load(TrainingCase.BaseFolder).Model;
+        string? asked = null;
+        using (var peft = new PeftModel(model, catalog) { Tokenize = text => { asked = text; return tokenIds; } })
+        {
+            peft.AddAdapter("default", new JsonObject
+            {
+                ["peft_type"] = "PROMPT_TUNING", ["task_type"] = "CAUSAL_LM", ["num_virtual_tokens"] = 6, ["token_dim"] = 32,
+                ["num_layers"] = 2, ["num_attention_heads"] = 4, ["prompt_tuning_init"] = "TEXT",
+                ["prompt_tuning_init_text"] = "Classify the text:", ["tokenizer_name_or_path"] = "base",
+            });
+            Assert.Equal("Classify the text:", asked);
+            using var state = peft.ExportAdapter("default");
+            // PEFT: word_embeddings(init_token_ids) as the prompt, the ids cut or repeated to num_virtual_tokens.
+            using Tensor table = model.named_parameters().Single(p => p.name.EndsWith("embed_tokens.weight", StringComparison.Ordinal)).parameter.detach();
+            using Tensor expected = table.index_select(0, tensor(expectedIds));
+            Assert.Equal(0, Tensors.MaxAbsDiff(expected, state.Tensors["prompt_embeddings"]));
+        }
+        model.Dispose();
+    }
+
+    [Fact]
+    public void Prompt_tuning_TEXT_without_a_tokenizer_is_refused_saying_so()
+    {
+        using var catalog = TrainingCase.Catalog();
+        nn.Module model = ModelFactory.Load(TrainingCase.BaseFolder).Model;
+        using (var peft = new PeftModel(model, catalog))
+        {
+            Exception e = Assert.ThrowsAny<Exception>(() => peft.AddAdapter("default", new JsonObject
+            {
+                ["peft_type"] = "PROMPT_TUNING", ["task_type"] = "CAUSAL_LM", ["num_virtual_tokens"] = 6, ["token_dim"] = 32,
+                ["num_layers"] = 2, ["num_attention_heads"] = 4, ["prompt_tuning_init"] = "TEXT",
+                ["prompt_tuning_init_text"] = "Classify the text:", ["tokenizer_name_or_path"] = "base",
+            }));
+            Assert.Contains("the host gave no tokenizer", e.ToString());
+            Assert.Empty(peft.Adapters);
+        }
+        model.Dispose();
+    }
 }
