@@ -23,7 +23,8 @@ public static class ModelCard
         if (baseModel is not null) b.Append("base_model: ").Append(baseModel).Append('\n');
         b.Append("library_name: peft\n---\n\n");
         b.Append("# Model Card for Model ID\n\n");
-        b.Append($"A {peftType} adapter trained with PeftHost (a C# engine with Hugging Face PEFT's formats).\n\n");
+        string article = "AEIOU".Contains(char.ToUpperInvariant(peftType.FirstOrDefault('x'))) ? "An" : "A";
+        b.Append($"{article} {peftType} adapter trained with PeftHost (a C# engine with Hugging Face PEFT's formats).\n\n");
         b.Append("## Model Details\n\n### Model Description\n\n");
         b.Append($"- **Model type:** {peftType} adapter\n");
         b.Append($"- **Finetuned from model [optional]:** {baseModel ?? "[More Information Needed]"}\n\n");
