@@ -2,7 +2,9 @@ using System.Text.Json.Nodes;
 using PeftHost.Engine.Peft;
 using PeftHost.Models;
 using PeftHost.Tests.Support;
+using PeftHost.Tokenizers;
 using PeftHost.Training.Arguments;
+using PeftHost.Training.Jobs;
 using PeftHost.Training.Loop;
 using Xunit;
 using static TorchSharp.torch;
@@ -156,6 +158,40 @@ public sealed class PromptLearningTrainingTests : IDisposable
             Assert.Contains("the host gave no tokenizer", e.ToString());
             Assert.Empty(peft.Adapters);
         }
+        model.Dispose();
+    }
+
+    [Fact]
+    public void A_training_job_initialises_TEXT_prompt_tuning_with_the_model_folders_tokenizer()
+    {
+        string modelDir = Path.Combine(_dir.Path, "tiny");
+        ModelPresets.Write("llama", "tiny", modelDir, seed: 0);
+        string config = Path.Combine(_dir.Path, "prompt.json");
+        const string text = "Uppercase the word:";
+        File.WriteAllText(config, new JsonObject
+        {
+            ["peft_type"] = "PROMPT_TUNING", ["task_type"] = "CAUSAL_LM", ["num_virtual_tokens"] = 8, ["token_dim"] = 64,
+            ["num_layers"] = 2, ["num_attention_heads"] = 4, ["prompt_tuning_init"] = "TEXT", ["prompt_tuning_init_text"] = text,
+            ["tokenizer_name_or_path"] = modelDir,
+        }.ToJsonString());
+        string output = Path.Combine(_dir.Path, "out");
+        // A learning rate of 0: the saved prompt is the initial one.
+        FineTuningJob.Run(new FineTuningRequest
+        {
+            ModelFolder = modelDir, DataFile = Path.Combine(Repo.Root, "Host", "Cli", "Demo", UppercaseTask.TrainFile), AdapterConfigFile = config,
+            Arguments = new JsonObject { ["output_dir"] = output, ["max_steps"] = 1, ["per_device_train_batch_size"] = 2, ["learning_rate"] = 0.0, ["lr_scheduler_type"] = "constant", ["save_strategy"] = "no" },
+            PluginsFolder = PluginDirs.Installed,
+        }, cancel: TestContext.Current.CancellationToken);
+
+        // PEFT: tokenizer(text)["input_ids"] (special tokens included), cut or repeated to the virtual tokens.
+        IReadOnlyList<int> ids = TokenizerLoader.FromDirectory(modelDir).Encode(text);
+        long[] expectedIds = [.. Enumerable.Repeat(ids, 8).SelectMany(i => i).Take(8).Select(i => (long)i)];
+        nn.Module model = ModelFactory.Load(modelDir).Model;
+        using Tensor table = model.named_parameters().Single(p => p.name.EndsWith("embed_tokens.weight", StringComparison.Ordinal)).parameter.detach();
+        using Tensor expected = table.index_select(0, tensor(expectedIds));
+        using var file = PeftHost.Formats.Safetensors.SafetensorsFile.Open(Path.Combine(output, "adapter_model.safetensors"));
+        using Tensor saved = PeftHost.Models.Checkpoint.TensorBridge.Read(file, "prompt_embeddings");
+        Assert.Equal(0, Tensors.MaxAbsDiff(expected, saved));
         model.Dispose();
     }
 }
