@@ -20,4 +20,13 @@ public interface IWeightConversionModel : ITunerModel
     /// <exception cref="NotSupportedException">This adapter's configuration cannot be converted (the message says why).</exception>
     /// <exception cref="InvalidDataException">The initial state lacks a tensor or has another shape.</exception>
     AdapterState ConvertFromInitial(AdapterState trained, AdapterState initial);
+
+    /// <summary>
+    /// Whether adding <paramref name="adapter"/> changed the base weights here (it was initialised, not imported,
+    /// with a method that does, e.g. PiSSA), so that saving it for the untouched base needs its initial state: a
+    /// trainer then keeps that state and converts the adapter on every save. Default: false (a method whose
+    /// initialisation changes the base must say so).
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">No adapter of that name.</exception>
+    bool ChangedBaseWeights(string adapter) => false;
 }

@@ -321,8 +321,30 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
             foreach ((string key, Tensor value) in SavedBaseModelTensors(name))
                 tensors.TryAdd(key, value.detach().to(CPU).clone());
         }
-        return new AdapterState(name, config.ToJson(), tensors) { ModelTensors = modelTensors };
+        JsonObject json = config.ToJson();
+        try
+        {
+            OnExporting(name, json, tensors);
+        }
+        catch
+        {
+            foreach (Tensor t in tensors.Values.Concat(modelTensors.Values)) t.Dispose();
+            throw;
+        }
+        return new AdapterState(name, json, tensors) { ModelTensors = modelTensors };
     }
+
+    /// <summary>
+    /// Called by <see cref="ExportAdapter"/> with the adapter's config as JSON and its exported tensors
+    /// (copies the state will own, by PEFT key), before they are returned (contract 1.1): a tuner whose saved
+    /// form differs from its live layers rewrites them here, as PEFT's state dict does (AdaLoRA cuts its
+    /// triplets to the rank pattern allocated while training, and records it in the config). A replaced
+    /// tensor must be disposed. The import of what this returns must rebuild the adapter. Default: nothing.
+    /// </summary>
+    /// <param name="adapter">The adapter exported.</param>
+    /// <param name="config">Its config as it will be saved (may be changed).</param>
+    /// <param name="tensors">Its tensors (may be changed).</param>
+    protected virtual void OnExporting(string adapter, JsonObject config, IDictionary<string, Tensor> tensors) { }
 
     /// <inheritdoc />
     public void DeleteAdapter(string name)

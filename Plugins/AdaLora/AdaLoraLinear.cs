@@ -86,6 +86,44 @@ public sealed class AdaLoraLinear : TunerLayer
         _rank[adapter] = r;
     }
 
+    /// <summary>
+    /// Masks the triplets <paramref name="keep"/> leaves out: their singular value (E entry) set to 0, in place
+    /// (PEFT's rank allocation; A and B stay, and go on training).
+    /// </summary>
+    /// <exception cref="ArgumentException">The mask's length is not the adapter's rank.</exception>
+    public void MaskTriplets(string adapter, bool[] keep)
+    {
+        Parameter e = lora_E[adapter];
+        if (keep.Length != e.shape[0]) throw new ArgumentException($"a rank mask of {keep.Length} entries for an adapter of rank {e.shape[0]}.", nameof(keep));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor drop = tensor(keep.Select(k => !k).ToArray(), device: e.device).view(-1, 1);
+        e.masked_fill_(drop, 0.0);
+    }
+
+    /// <summary>
+    /// Replaces an adapter's triplets by copies of <paramref name="a"/> [r, in], <paramref name="b"/> [out, r] and
+    /// <paramref name="e"/> [r, 1] (their rank may differ from the current one), trainable, with ranknum
+    /// <paramref name="ranknumValue"/>: on resume, the untruncated triplets a checkpoint kept.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shapes do not form triplets of this layer.</exception>
+    public void RestoreTriplets(string adapter, Tensor a, Tensor b, Tensor e, double ranknumValue)
+    {
+        long r = a.shape[0];
+        if (a.ndim != 2 || a.shape[1] != InFeatures || !b.shape.SequenceEqual([OutFeatures, r]) || !e.shape.SequenceEqual([r, 1L]))
+            throw new ArgumentException($"triplets of shapes A [{string.Join(", ", a.shape)}], B [{string.Join(", ", b.shape)}], E [{string.Join(", ", e.shape)}] do not fit a layer of {InFeatures} inputs and {OutFeatures} outputs.");
+        Tensor weight = ((Linear)BaseLayer).weight!;
+        (ScalarType dtype, Device device) = (weight.dtype, weight.device);
+        bool trainable = lora_A[adapter].requires_grad;
+        foreach ((AdapterParameterDict dict, Tensor value) in new[] { (lora_A, a), (lora_B, b), (lora_E, e) })
+        {
+            dict.Remove(adapter);
+            dict.Add(adapter, new Parameter(value.detach().to(dtype, device).clone(), requires_grad: trainable));
+        }
+        using (no_grad()) ranknum[adapter].fill_(ranknumValue);
+        _rank[adapter] = (int)r;
+    }
+
     /// <summary>The update PEFT's <c>SVDLinear.get_delta_weight</c> gives: B (A * E) * scaling / (ranknum + 1e-5), [out, in].</summary>
     public Tensor DeltaWeight(string adapter)
     {

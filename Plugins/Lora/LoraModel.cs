@@ -20,6 +20,16 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, 
     // Biases this tuner made trainable (bias "all" / "lora_only"), so it can take them back.
     private readonly List<Parameter> _trainableBiases = [];
 
+    // Adapters whose PiSSA / OLoRA initialisation replaced base weights by residuals (imported ones never do).
+    private readonly HashSet<string> _changedBase = new(StringComparer.Ordinal);
+
+    /// <inheritdoc />
+    public bool ChangedBaseWeights(string adapter)
+    {
+        GetConfig(adapter);
+        return _changedBase.Contains(adapter);
+    }
+
     // PEFT's EMBEDDING_LAYER_NAMES: when target_modules names one, save_pretrained also saves that layer's base weights.
     private static readonly string[] EmbeddingLayerNames = ["embed_tokens", "lm_head"];
 
@@ -74,6 +84,8 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, 
         (int r, double alpha) = config.RankAndAlpha(path);
         if (config.ModifiesBaseWeights && !Importing)
             Context.Logger.LogInformation("LoRA: init_lora_weights {Init} replaces the base weight of '{Path}' by its residual.", config.InitLoraWeights, path);
+        if (Importing) _changedBase.Remove(adapter);
+        else if (config.ModifiesBaseWeights) _changedBase.Add(adapter);
         // On import the tensors are copied in next: no initialisation, and above all no PiSSA/OLoRA residual.
         layer.AddAdapter(adapter, r, alpha, config.Scaling(r, alpha), config.LoraDropout, Importing ? null : config.InitLoraWeights, config.UseDora, path);
     }
@@ -84,6 +96,7 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, 
     /// </summary>
     protected override void OnAdaptersChanged()
     {
+        _changedBase.IntersectWith(Adapters);
         var wanted = new List<Parameter>();
         foreach (string adapter in ActiveAdapters)
         {

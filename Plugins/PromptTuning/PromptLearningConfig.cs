@@ -121,14 +121,20 @@ public sealed class PromptTuningConfig : PromptLearningConfig
 
     internal override long[] SavedShape => [EncoderTokens, TokenDim];
 
-    internal override VirtualTokenEncoder CreateEncoder(bool direct)
+    // TEXT initialisation fills the embedding afterwards (PromptLearningModel: it needs the host's tokenizer).
+    internal override VirtualTokenEncoder CreateEncoder(bool direct) => VirtualTokenEncoder.Embedding(EncoderTokens, TokenDim);
+
+    /// <summary>
+    /// PEFT's TEXT initialisation: the text's token ids (special tokens included), cut or repeated to
+    /// <paramref name="tokens"/> ids (the virtual tokens of every transformer submodule).
+    /// </summary>
+    /// <exception cref="TunerConfigException">The text gives no token.</exception>
+    internal long[] InitTokenIds(IReadOnlyList<int> ids, int tokens)
     {
-        // PEFT skips the text initialisation in inference mode; so do loaded adapters here.
-        if (!direct && PromptTuningInit == "TEXT")
-            throw new TunerConfigException(
-                "adapter config field 'prompt_tuning_init': \"TEXT\" initialises the prompt from the embeddings of a tokenized text, " +
-                "and PeftHost has no tokenizer. Use \"RANDOM\", or load an adapter trained with TEXT initialisation.");
-        return VirtualTokenEncoder.Embedding(EncoderTokens, TokenDim);
+        if (ids.Count == 0)
+            throw new TunerConfigException($"adapter config field 'prompt_tuning_init_text': \"{PromptTuningInitText}\" gives no token to initialise the prompt from.");
+        int reps = (tokens + ids.Count - 1) / ids.Count;
+        return [.. Enumerable.Repeat(ids, reps).SelectMany(i => i).Take(tokens).Select(i => (long)i)];
     }
 
     /// <inheritdoc />

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
@@ -80,7 +81,25 @@ public sealed class PromptLearningModel : IPromptLearningModel
     public void AddAdapter(string name, TunerConfig config)
     {
         PromptLearningConfig typed = CheckNew(name, config);
-        Add(name, typed, typed.CreateEncoder(direct: typed.InferenceMode), source: null);
+        // PEFT skips the text initialisation in inference mode (the weights are loaded next).
+        using Tensor? text = typed is PromptTuningConfig { PromptTuningInit: "TEXT" } prompt && !typed.InferenceMode ? TextEmbeddings(name, prompt) : null;
+        Add(name, typed, typed.CreateEncoder(direct: typed.InferenceMode), source: text);
+    }
+
+    // PEFT's PromptEmbedding with TEXT init: the base's input embeddings of the text's ids (cut or repeated to the
+    // virtual tokens), in float32. PEFT loads tokenizer_name_or_path; the host gives the model folder's tokenizer.
+    private Tensor TextEmbeddings(string adapter, PromptTuningConfig config)
+    {
+        if (Context.Tokenize is null || Context.EmbedTokens is null)
+            throw new TunerConfigException($"Adapter '{adapter}': adapter config field 'prompt_tuning_init': \"TEXT\" initialises the prompt from the embeddings of a tokenized text, " +
+                $"and the host gave {(Context.Tokenize is null ? "no tokenizer" : "no input embeddings")} (give the base model's folder with its tokenizer, or use \"RANDOM\").");
+        if (!string.IsNullOrEmpty(config.TokenizerNameOrPath))
+            Context.Logger.LogInformation("Prompt tuning '{Adapter}': TEXT initialisation with the base model's tokenizer (the config names '{Tokenizer}').", adapter, config.TokenizerNameOrPath);
+        long[] ids = config.InitTokenIds(Context.Tokenize(config.PromptTuningInitText!), config.EncoderTokens);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor embeddings = Context.EmbedTokens(tensor(ids, ScalarType.Int64, ModelDevice()).unsqueeze(0))[0].to(ScalarType.Float32).clone();
+        return scope.MoveToOuter(embeddings);
     }
 
     /// <inheritdoc />

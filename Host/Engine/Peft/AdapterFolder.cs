@@ -33,11 +33,16 @@ public static class AdapterFolder
     public static string AdapterDirectory(string root, string adapter) => adapter == "default" ? root : Path.Combine(root, adapter);
 
     /// <summary>Writes one adapter (config as PEFT writes it: sorted keys, indent 2, inference_mode true).</summary>
-    public static void Write(string folder, AdapterState state, bool prefixKeys)
+    /// <param name="folder">The adapter's folder.</param>
+    /// <param name="state">The adapter.</param>
+    /// <param name="prefixKeys">Whether keys get PEFT's <c>base_model.model.</c> prefix (all but prompt learning).</param>
+    /// <param name="baseModelNameOrPath">Recorded as base_model_name_or_path (replacing what the config holds) unless null.</param>
+    public static void Write(string folder, AdapterState state, bool prefixKeys, string? baseModelNameOrPath = null)
     {
         Directory.CreateDirectory(folder);
         JsonObject config = (JsonObject)state.Config.DeepClone();
         config["inference_mode"] = true;
+        if (baseModelNameOrPath is not null) config["base_model_name_or_path"] = baseModelNameOrPath;
         string json = Sorted(config)!.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
         AtomicFile.WriteAllBytes(Path.Combine(folder, ConfigFile), Encoding.UTF8.GetBytes(json));
         SafetensorsWriter.Write(Path.Combine(folder, WeightsFile),

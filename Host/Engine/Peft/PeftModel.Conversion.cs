@@ -9,42 +9,43 @@ namespace PeftHost.Engine.Peft;
 public sealed partial class PeftModel
 {
     /// <summary>
-    /// Saves adapters as <see cref="SavePretrained(string, IReadOnlyList{string}?)"/> does, each converted by its
+    /// Saves adapters as <see cref="SavePretrained(string, IReadOnlyList{string}?, AdapterSaveOptions?)"/> does, each converted by its
     /// method from an initialisation that changed the base weights to an adapter of the untouched base (LoRA's
     /// PiSSA / OLoRA become plain LoRA). The modules_to_save copies are saved as they are.
     /// </summary>
     /// <param name="directory">The output folder.</param>
     /// <param name="convertFromInitial">The adapter's state right after initialisation (e.g. <see cref="ExportAdapter"/> before training, or a folder read with <see cref="AdapterFolder.Read"/>).</param>
     /// <param name="selectedAdapters">PEFT's <c>selected_adapters</c> (default: all).</param>
+    /// <param name="options">What else to record (default: nothing else).</param>
     /// <exception cref="NotSupportedException">An adapter's method cannot convert (it has no <see cref="IWeightConversionModel"/>), or this adapter's configuration cannot.</exception>
     /// <exception cref="InvalidDataException">The initial state lacks a tensor or has another shape.</exception>
-    public void SavePretrained(string directory, AdapterState convertFromInitial, IReadOnlyList<string>? selectedAdapters = null)
+    public void SavePretrained(string directory, AdapterState convertFromInitial, IReadOnlyList<string>? selectedAdapters = null, AdapterSaveOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(convertFromInitial);
-        IReadOnlyList<string> names = selectedAdapters ?? Adapters;
         // Everything is converted before anything is written: an error leaves no half-saved folder.
-        var converted = new List<AdapterState>();
-        try
-        {
-            foreach (string name in names) converted.Add(Converted(name, convertFromInitial));
-            foreach (AdapterState state in converted)
-                AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, state.Name), state, prefixKeys: true);
-        }
-        finally
-        {
-            foreach (AdapterState state in converted) state.Dispose();
-        }
+        Save(directory, selectedAdapters ?? Adapters, name => Converted(name, convertFromInitial), options);
     }
 
     /// <summary>
-    /// <see cref="SavePretrained(string, AdapterState, IReadOnlyList{string}?)"/> with the initial adapter
+    /// <see cref="SavePretrained(string, AdapterState, IReadOnlyList{string}?, AdapterSaveOptions?)"/> with the initial adapter
     /// read from a PEFT adapter folder (PEFT's <c>path_initial_model_for_weight_conversion</c>).
     /// </summary>
-    public void SavePretrained(string directory, string initialAdapterFolder, IReadOnlyList<string>? selectedAdapters = null)
+    public void SavePretrained(string directory, string initialAdapterFolder, IReadOnlyList<string>? selectedAdapters = null, AdapterSaveOptions? options = null)
     {
         using AdapterState initial = AdapterFolder.Read(initialAdapterFolder, "initial");
-        SavePretrained(directory, initial, selectedAdapters);
+        SavePretrained(directory, initial, selectedAdapters, options);
     }
+
+    /// <summary>
+    /// Whether <paramref name="adapter"/>'s initialisation changed the base weights, so that a save for the untouched base
+    /// needs its initial state (LoRA's PiSSA and OLoRA; asked of the method through <see cref="IWeightConversionModel"/>).
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">No adapter of that name.</exception>
+    public bool ChangedBaseWeights(string adapter) => Read(() =>
+    {
+        TunerSlot slot = SlotOf(adapter);
+        return slot.Model is IWeightConversionModel conversion && Guard(slot, "changed base weights", () => conversion.ChangedBaseWeights(adapter));
+    });
 
     private AdapterState Converted(string name, AdapterState initial) => Read(() =>
     {

@@ -47,6 +47,13 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>The base model (its modules are wrapped while adapters are applied).</summary>
     public nn.Module BaseModel { get; }
 
+    /// <summary>
+    /// The base model's tokenizer (text to ids, special tokens included, as transformers' <c>tokenizer(text)</c>),
+    /// handed to the methods' plugins (<see cref="TunerContext.Tokenize"/>): prompt tuning's <c>TEXT</c>
+    /// initialisation needs it. Null: none (such a config is refused).
+    /// </summary>
+    public Func<string, IReadOnlyList<int>>? Tokenize { get; init; }
+
     /// <summary>The adapters, in the order they were added.</summary>
     public IReadOnlyList<string> Adapters => Read(() => (IReadOnlyList<string>)[.. _adapterOrder]);
 
@@ -112,18 +119,34 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>
     /// Saves adapters as PEFT's <c>save_pretrained</c> does: "default" at the root of
     /// <paramref name="directory"/>, any other adapter in <c>&lt;directory&gt;/&lt;name&gt;/</c>, each with
-    /// <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (PEFT key names).
+    /// <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (PEFT key names); with
+    /// <paramref name="options"/>, the base model's name in each config and PEFT's model card. Every adapter
+    /// is exported before anything is written.
     /// </summary>
     /// <param name="directory">The output folder.</param>
     /// <param name="selectedAdapters">PEFT's <c>selected_adapters</c> (default: all).</param>
-    public void SavePretrained(string directory, IReadOnlyList<string>? selectedAdapters = null)
+    /// <param name="options">What else to record (default: nothing else).</param>
+    public void SavePretrained(string directory, IReadOnlyList<string>? selectedAdapters = null, AdapterSaveOptions? options = null) =>
+        Save(directory, selectedAdapters ?? Adapters, ExportAdapter, options);
+
+    // Exports every adapter (all or nothing), then writes each folder, then the model card.
+    private void Save(string directory, IReadOnlyList<string> names, Func<string, AdapterState> export, AdapterSaveOptions? options)
     {
-        IReadOnlyList<string> names = selectedAdapters ?? Adapters;
-        foreach (string name in names)
+        var states = new List<(AdapterState State, bool Prompt)>();
+        try
         {
-            using AdapterState state = ExportAdapter(name);
-            bool prompt = Read(() => SlotOf(name).Model is IPromptLearningModel);
-            AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, name), state, prefixKeys: !prompt);
+            foreach (string name in names) states.Add((export(name), IsPromptLearning(name)));
+            foreach ((AdapterState state, bool prompt) in states)
+                AdapterFolder.Write(AdapterFolder.AdapterDirectory(directory, state.Name), state, prefixKeys: !prompt, options?.BaseModelNameOrPath);
+            if (options is { WriteModelCard: true })
+            {
+                string types = string.Join(", ", states.Select(s => s.State.PeftType).Distinct());
+                Formats.AtomicFile.WriteAllText(Path.Combine(directory, ModelCard.FileName), ModelCard.Text(options.BaseModelNameOrPath, types, options.TrainingDetails));
+            }
+        }
+        finally
+        {
+            foreach ((AdapterState state, _) in states) state.Dispose();
         }
     }
 
@@ -436,7 +459,12 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         var surgeon = new ModelSurgeon(BaseModel);
         ITuner tuner = plugin.Tuners[peftType];
-        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}")) { ModelType = ModelType(BaseModel) };
+        var context = new TunerContext(_catalog.LoggerFactory.CreateLogger($"PeftHost.Plugins.{plugin.Manifest.Id}"))
+        {
+            ModelType = ModelType(BaseModel),
+            Tokenize = Tokenize,
+            EmbedTokens = BaseModel is Models.ICausalLM causal ? causal.EmbedInputs : null,
+        };
         ITunerModel model;
         try { model = tuner.Attach(surgeon, context); }
         catch (Exception e) { throw new PluginFaultException(plugin.Manifest.Id, plugin.Manifest.Version, "attach", e); }

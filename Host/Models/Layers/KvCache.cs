@@ -128,6 +128,7 @@ public sealed class KvCache : IDisposable
     /// <paramref name="start"/> and returns views of positions 0 .. start + n (no copy). During a per-row
     /// forward (<see cref="BeginRows"/>) each row is written at its own position instead and
     /// <paramref name="start"/> is not used; the views then reach the furthest row.
+    /// Recorded by autograd when gradients are on and the key or value requires one (a prefix being trained).
     /// </summary>
     public (Tensor Keys, Tensor Values) Append(int layer, long start, Tensor key, Tensor value)
     {
@@ -136,7 +137,7 @@ public sealed class KvCache : IDisposable
         if (_rowIndex is not null)
         {
             if (_rowIndex.shape[2] != n) throw new InvalidOperationException($"The per-row forward writes {_rowIndex.shape[2]} positions per row, not {n}.");
-            using (torch.no_grad())
+            using (Recording(key, value) ? null : torch.no_grad())
             {
                 _keys[layer].scatter_(2, _rowIndex, key);
                 _values[layer].scatter_(2, _rowIndex, value);
@@ -145,13 +146,17 @@ public sealed class KvCache : IDisposable
         }
         if (start + n > Capacity)
             throw new InvalidOperationException($"The KV cache holds {Capacity} positions; writing {n} at position {start} would overflow it. Create a larger cache.");
-        using (torch.no_grad())
+        // Decoding writes outside autograd; a trained prefix (prefix tuning's past key values) must stay in the graph,
+        // so its writes are recorded (the buffer then carries the gradient to the prefix, and to the keys after it).
+        using (Recording(key, value) ? null : torch.no_grad())
         {
             using (Tensor k = _keys[layer].narrow(2, start, n)) k.copy_(key);
             using (Tensor v = _values[layer].narrow(2, start, n)) v.copy_(value);
         }
         return (_keys[layer].narrow(2, 0, start + n), _values[layer].narrow(2, 0, start + n));
     }
+
+    private static bool Recording(Tensor key, Tensor value) => torch.is_grad_enabled() && (key.requires_grad || value.requires_grad);
 
     /// <summary>
     /// Until the returned scope is disposed, <see cref="Append"/> writes row i's <paramref name="count"/>

@@ -37,14 +37,15 @@ public static class FineTuningJob
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = request.PluginsFolder, HotReload = false });
         catalog.Scan();
         (ModelConfig config, nn.Module model) = ModelFactory.Load(request.ModelFolder, device: request.Device);
+        // The model folder's tokenizer, loaded when the data or a method asks for it (prompt tuning's TEXT initialisation).
+        ITextTokenizer? tokenizer = null;
+        ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.FromDirectory(request.ModelFolder);
         using (model)
-        using (var peft = new PeftModel(model, catalog))
+        using (var peft = new PeftModel(model, catalog) { Tokenize = text => Tokenizer().Encode(text) })
         {
             manual_seed(args.Seed); // a fresh adapter initialises from the run's seed, as with transformers' set_seed
             JsonObject adapterConfig = AddAdapter(peft, request);
             TaskKind task = model is ISequenceClassifier ? TaskKind.SequenceClassification : TaskKind.CausalLM;
-            ITextTokenizer? tokenizer = null;
-            ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.FromDirectory(request.ModelFolder);
             ExampleEncoder encoder = Encoder(config, task, Tokenizer, args);
 
             IReadOnlyList<DatasetRow> rows = DatasetFile.Read(request.DataFile);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using PeftHost.Abstractions.State;
 using PeftHost.Engine.Peft;
 using PeftHost.Formats;
 using PeftHost.Models;
@@ -29,6 +30,12 @@ public sealed class Trainer
     /// <summary>The log of every entry, one JSON object per line, written as they happen.</summary>
     public const string LogFile = "train_log.jsonl";
 
+    /// <summary>Where an adapter whose initialisation changed the base weights (PiSSA, OLoRA) is kept as initialised, in output_dir.</summary>
+    public const string InitialAdapterFolder = "initial_adapter";
+
+    /// <summary>Where a checkpoint keeps such an adapter as trained, against the residual base (its saved adapter is converted).</summary>
+    public const string UnconvertedAdapterFolder = "unconverted_adapter";
+
     private readonly PeftModel _model;
     private readonly TrainingDataset _train;
     private readonly TrainingDataset? _eval;
@@ -36,6 +43,7 @@ public sealed class Trainer
     private readonly List<TrainerCallback> _callbacks = [];
     private readonly EarlyStoppingCallback? _earlyStopping;
     private Dictionary<string, double>? _lastMetrics;
+    private AdapterState? _initial;
     private StreamWriter? _log;
     private int _sessionStartStep;
 
@@ -106,6 +114,9 @@ public sealed class Trainer
         JsonObject settings = RunSettings.Of(args, _options.RunIdentity);
 
         var clock = Stopwatch.StartNew();
+        _initial?.Dispose();
+        _initial = null;
+        KeepInitialAdapter(output, resuming: resumeFrom is not null);
         TrainingPosition position = new();
         if (resumeFrom is not null)
         {
@@ -117,11 +128,20 @@ public sealed class Trainer
             manual_seed(args.Seed);
         }
 
+        string adapter = _options.AdapterName;
+        if (args.Packing && _model.IsPromptLearning(adapter))
+            throw new NotSupportedException($"packing is not supported with prompt learning (adapter '{adapter}' is {_model.PeftTypeOf(adapter)}: its virtual tokens would be shared by every packed document).");
+        // The method's own part of training (AdaLoRA's budget schedule) starts; on resume its state follows,
+        // before the optimiser takes the parameters (the state may replace them).
+        _model.BeginTraining(adapter, MaxSteps);
+        if (resumeFrom is not null)
+        {
+            using TrainingState? tunerState = TunerTrainingState.Read(resumeFrom);
+            if (tunerState is not null) _model.ImportTrainingState(adapter, tunerState);
+        }
         ParameterGroups groups = ParameterGroups.Of(_model);
         if (groups.All.Count == 0)
-            throw new InvalidOperationException($"Adapter '{_options.AdapterName}' has no trainable parameter (was it loaded for inference only?).");
-        if (args.Packing && groups.All.All(p => !p.Name.StartsWith(AdapterFolder.KeyPrefix, StringComparison.Ordinal)))
-            throw new NotSupportedException("packing is not supported with prompt learning (virtual tokens would be shared by every packed document).");
+            throw new InvalidOperationException($"Adapter '{adapter}' has no trainable parameter (was it loaded for inference only?).");
         using var optimizer = new AdamWOptimizer(groups, args);
         LearningRateSchedule schedule = LearningRateSchedule.Create(args, MaxSteps);
         if (resumeFrom is not null) optimizer.Load(resumeFrom);
@@ -167,6 +187,8 @@ public sealed class Trainer
                         Batch batch = cpu.To(_options.Device);
                         Tensor logits = TaskForward.Logits(_model, batch, _options.Task);
                         Tensor loss = TaskForward.Loss(logits, batch, _options.Task);
+                        // PEFT adds a method's regularisation (AdaLoRA's orthogonality) to the model's loss.
+                        if (_model.RegularizationLoss(adapter) is { } regularization) loss = loss + regularization;
                         // transformers 4.44: each micro-batch's mean loss over gradient_accumulation_steps.
                         (loss / ga).backward();
                         stepLoss += loss.item<float>() / (double)ga;
@@ -184,6 +206,8 @@ public sealed class Trainer
                     if (args.MaxGradNorm > 0)
                         gradNorm = nn.utils.clip_grad_norm_(groups.All.Select(p => p.Parameter), args.MaxGradNorm);
                     optimizer.Step();
+                    // transformers' on_optimizer_step: the gradients are still there (PEFT's update_and_allocate reads them).
+                    _model.AfterOptimizerStep(adapter, State.GlobalStep);
                     State.GlobalStep++;
                     optimizer.SetLearningRate(schedule.RateAt(State.GlobalStep));
                     optimizer.ZeroGrad();
@@ -240,6 +264,7 @@ public sealed class Trainer
             Report(TrainingPhase.End, lastLoss, schedule.RateAt(State.GlobalStep), clock, tokensThisSession, $"cancelled at step {State.GlobalStep}; resume from {lastCheckpoint}", null);
             foreach (TrainerCallback c in _callbacks) c.OnTrainEnd(args, State, control);
             CloseLog();
+            ReleaseInitial();
             return new TrainResult(TrainStatus.Cancelled, State.GlobalStep, totalLoss / Math.Max(State.GlobalStep, 1), clock.Elapsed, lastCheckpoint, output);
         }
 
@@ -253,12 +278,13 @@ public sealed class Trainer
             ["train_steps_per_second"] = Math.Round(State.GlobalStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), 3),
         };
         Log(summary, control);
-        SaveAdapter(output);
+        SaveAdapter(output, checkpoint: false);
         WriteState(output);
         if (_options.WriteCurves) TrainingCurves.Write(Path.Combine(output, TrainingCurves.FileName), State.LogHistory);
         Report(TrainingPhase.End, lastLoss, schedule.RateAt(State.GlobalStep), clock, tokensThisSession, $"trained {State.GlobalStep} steps; adapter in {output}", null);
         foreach (TrainerCallback c in _callbacks) c.OnTrainEnd(args, State, control);
         CloseLog();
+        ReleaseInitial();
         return new TrainResult(TrainStatus.Completed, State.GlobalStep, trainLoss, clock.Elapsed, lastCheckpoint, output);
     }
 
@@ -297,7 +323,9 @@ public sealed class Trainer
         }
         string written = CheckpointFolder.Write(output, State.GlobalStep, folder =>
         {
-            SaveAdapter(folder);
+            SaveAdapter(folder, checkpoint: true);
+            using (TrainingState? tunerState = _model.ExportTrainingState(_options.AdapterName))
+                if (tunerState is not null) TunerTrainingState.Save(folder, tunerState);
             optimizer.Save(folder);
             AtomicFile.WriteAllText(Path.Combine(folder, "scheduler.json"), new JsonObject
             {
@@ -343,28 +371,59 @@ public sealed class Trainer
     private void ReloadAdapter(string checkpoint)
     {
         string name = _options.AdapterName;
-        string folder = AdapterFolder.AdapterDirectory(checkpoint, name);
+        string unconverted = Path.Combine(checkpoint, UnconvertedAdapterFolder);
+        string folder = Directory.Exists(unconverted) ? unconverted : AdapterFolder.AdapterDirectory(checkpoint, name);
         _model.DeleteAdapter(name);
-        // LoadAdapter makes it active (it is the only one); setting the active adapters again would
-        // let the tuner re-apply its trainable-flag rule from the saved config (inference_mode true).
+        // As PEFT's load_adapter(is_trainable=True): the config's inference_mode becomes false, so the tuner's
+        // trainable rule keeps it trainable; it is the only adapter, hence the active one.
         _model.LoadAdapter(folder, name, isTrainable: true);
     }
 
-    private void SaveAdapter(string folder)
+    // The adapter in PEFT's layout, with base_model_name_or_path and the model card. An adapter whose initialisation
+    // changed the base (PiSSA, OLoRA) is saved converted for the untouched base; a checkpoint also keeps it as trained
+    // (against the residual base), which is what a resume continues from.
+    private void SaveAdapter(string folder, bool checkpoint)
     {
         string name = _options.AdapterName;
-        _model.SavePretrained(folder, [name]);
-        string adapterDir = AdapterFolder.AdapterDirectory(folder, name);
-        string configPath = Path.Combine(adapterDir, AdapterFolder.ConfigFile);
-        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(configPath))!;
-        if (_options.BaseModelNameOrPath is { } baseModel)
+        var options = new AdapterSaveOptions { BaseModelNameOrPath = _options.BaseModelNameOrPath, WriteModelCard = true, TrainingDetails = CardLines() };
+        if (_initial is null)
         {
-            // PEFT records the base so that AutoPeftModelForCausalLM can find it.
-            config["base_model_name_or_path"] = baseModel;
-            AtomicFile.WriteAllText(configPath, Sorted(config).ToJsonString(CheckpointJson.Options));
+            _model.SavePretrained(folder, [name], options);
+            return;
         }
-        string peftType = config["peft_type"]?.GetValue<string>() ?? "PEFT";
-        AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), ModelCard.Text(_options.BaseModelNameOrPath, peftType, CardLines()));
+        _model.SavePretrained(folder, _initial, [name], options);
+        if (checkpoint)
+        {
+            using AdapterState trained = _model.ExportAdapter(name);
+            AdapterFolder.Write(Path.Combine(folder, UnconvertedAdapterFolder), trained, prefixKeys: true, _options.BaseModelNameOrPath);
+        }
+    }
+
+    // PiSSA / OLoRA: the adapter right after its initialisation, kept in output_dir (PEFT's
+    // path_initial_model_for_weight_conversion); on resume the setup must have rebuilt the same residual base.
+    private void KeepInitialAdapter(string output, bool resuming)
+    {
+        string name = _options.AdapterName;
+        if (!_model.ChangedBaseWeights(name)) return;
+        _initial = _model.ExportAdapter(name);
+        string folder = Path.Combine(output, InitialAdapterFolder);
+        if (!resuming)
+        {
+            AdapterFolder.Write(folder, _initial, prefixKeys: true, _options.BaseModelNameOrPath);
+            return;
+        }
+        if (!Directory.Exists(folder))
+            throw new InvalidOperationException($"--resume: adapter '{name}' changed the base weights when it was initialised (its residual base), but {folder}, the initial adapter the run saved, is missing.");
+        using AdapterState saved = AdapterFolder.Read(folder, name);
+        foreach ((string key, Tensor now) in _initial.Tensors)
+            if (!saved.Tensors.TryGetValue(key, out Tensor? then) || !then.shape.SequenceEqual(now.shape) || !Same(then, now))
+                throw new InvalidOperationException($"--resume: adapter '{name}' initialised now differs from the run's initial adapter ({folder}, tensor '{key}'), so the base weights' residual is not the one it trained against; give the same model, adapter config and seed.");
+    }
+
+    private static bool Same(Tensor a, Tensor b)
+    {
+        using Tensor equal = a.eq(b).all();
+        return equal.item<bool>();
     }
 
     private List<string> CardLines()
@@ -382,8 +441,6 @@ public sealed class Trainer
             lines.Add(string.Create(c, $"last logged training loss: {JsonNumber.Get(last["loss"]!):G6}"));
         return lines;
     }
-
-    private static JsonObject Sorted(JsonObject o) => new(o.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone())));
 
     private void WriteState(string output) =>
         AtomicFile.WriteAllText(Path.Combine(output, TrainerState.FileName), State.ToJson().ToJsonString(CheckpointJson.Options));
@@ -407,6 +464,12 @@ public sealed class Trainer
         if (!fresh) foreach (JsonObject e in State.LogHistory) text.Append(e.ToJsonString()).Append('\n');
         AtomicFile.WriteAllText(path, text.ToString());
         _log = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+    }
+
+    private void ReleaseInitial()
+    {
+        _initial?.Dispose();
+        _initial = null;
     }
 
     private void CloseLog()

@@ -34,6 +34,14 @@ internal sealed class ScratchFolder : IDisposable
 
     public string Path { get; }
 
+    /// <summary>Copies a folder with its subfolders (e.g. a checkpoint into another output folder).</summary>
+    public static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from)) File.Copy(file, System.IO.Path.Combine(to, System.IO.Path.GetFileName(file)));
+        foreach (string dir in Directory.GetDirectories(from)) CopyTree(dir, System.IO.Path.Combine(to, System.IO.Path.GetFileName(dir)));
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(Path, recursive: true); }

@@ -31,9 +31,17 @@ public sealed class LossAndCheckpointingTests
             }
         using Tensor loss = CausalLMLoss.Compute(logits, labels);
         Assert.Equal(expected / counted, loss.item<float>(), 5);
-        // Logits that cover 3 virtual tokens in front (prompt learning) lose them before the shift.
-        using Tensor withVirtual = cat([randn(2, 3, 6), logits], 1);
-        Assert.Equal(loss.item<float>(), CausalLMLoss.Compute(withVirtual, labels).item<float>(), 6);
+        // Logits that cover 3 virtual tokens in front (prompt learning): as PEFT labels them -100, none is
+        // predicted, but the last one predicts each row's first real token, which counts.
+        using Tensor virtualTokens = randn(2, 3, 6);
+        using Tensor withVirtual = cat([virtualTokens, logits], 1);
+        for (int b = 0; b < 2; b++)
+        {
+            using Tensor logProbs = virtualTokens[b, 2].log_softmax(0);
+            expected -= logProbs[labels[b, 0].item<long>()].item<float>();
+            counted++;
+        }
+        Assert.Equal(expected / counted, CausalLMLoss.Compute(withVirtual, labels).item<float>(), 5);
     }
 
     [Fact]

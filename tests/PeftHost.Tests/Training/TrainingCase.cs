@@ -78,6 +78,7 @@ internal sealed class TrainingCase
             using Tensor e = TensorBridge.Read(expected, info.Name);
             using Tensor a = TensorBridge.Read(actual, info.Name);
             Assert.Equal(e.shape, a.shape);
+            if (e.numel() == 0) continue; // a module AdaLoRA pruned to rank 0: its shape is all there is
             double diff = (e - a).abs().max().item<float>();
             worst = Math.Max(worst, diff);
             Assert.True(diff < Tolerance, $"{Name}: {info.Name} differs by {diff} (bound {Tolerance})");

@@ -16,6 +16,7 @@ public sealed class TrainingReferenceTests
     [InlineData("dora")]
     [InlineData("rslora_mlp")]
     [InlineData("ia3")]
+    [InlineData("prompt_tuning")]
     [InlineData("trainer")]
     public void Losses_rates_grad_norms_and_the_final_adapter_match_transformers_Trainer(string name)
     {

@@ -1,16 +1,20 @@
 using System.Text;
 
-namespace PeftHost.Training.Reports;
+namespace PeftHost.Engine.Peft;
 
 /// <summary>
 /// The model card PEFT's save_pretrained writes beside an adapter (README.md): YAML front matter with
 /// base_model and library_name, then the Hugging Face model-card sections, with what PeftHost knows filled in.
+/// Written by <see cref="PeftModel.SavePretrained(string, IReadOnlyList{string}?, AdapterSaveOptions?)"/> when asked.
 /// </summary>
 public static class ModelCard
 {
+    /// <summary>The card's file name (PEFT's create_or_update_model_card writes it at the root of the save folder).</summary>
+    public const string FileName = "README.md";
+
     /// <summary>The card's text.</summary>
     /// <param name="baseModel">base_model_name_or_path.</param>
-    /// <param name="peftType">The adapter's method.</param>
+    /// <param name="peftType">The adapters' method (several joined by ", ").</param>
     /// <param name="training">Lines describing the training run (hyper-parameters, results), or none.</param>
     public static string Text(string? baseModel, string peftType, IReadOnlyList<string> training)
     {
@@ -19,7 +23,8 @@ public static class ModelCard
         if (baseModel is not null) b.Append("base_model: ").Append(baseModel).Append('\n');
         b.Append("library_name: peft\n---\n\n");
         b.Append("# Model Card for Model ID\n\n");
-        b.Append($"A {peftType} adapter trained with PeftHost (a C# engine with Hugging Face PEFT's formats).\n\n");
+        string article = "AEIOU".Contains(char.ToUpperInvariant(peftType.FirstOrDefault('x'))) ? "An" : "A";
+        b.Append($"{article} {peftType} adapter trained with PeftHost (a C# engine with Hugging Face PEFT's formats).\n\n");
         b.Append("## Model Details\n\n### Model Description\n\n");
         b.Append($"- **Model type:** {peftType} adapter\n");
         b.Append($"- **Finetuned from model [optional]:** {baseModel ?? "[More Information Needed]"}\n\n");
