@@ -9,18 +9,6 @@ namespace PeftHost.Engine.Peft;
 // through its parameters alone.
 public sealed partial class PeftModel
 {
-    /// <summary>The peft_type of an adapter.</summary>
-    /// <exception cref="KeyNotFoundException">No adapter of that name.</exception>
-    public string PeftTypeOf(string adapter) => Read(() => SlotOf(adapter).PeftType);
-
-    /// <summary>
-    /// Whether <paramref name="adapter"/> is a prompt-learning adapter (prompt tuning, prefix tuning,
-    /// p-tuning): its virtual tokens come before every sequence, so rows cannot be packed with several
-    /// documents, and the causal-LM logits of prompt tuning and p-tuning cover them.
-    /// </summary>
-    /// <exception cref="KeyNotFoundException">No adapter of that name.</exception>
-    public bool IsPromptLearning(string adapter) => Read(() => SlotOf(adapter).Model is IPromptLearningModel);
-
     /// <summary>Tells the adapter's method that a run of <paramref name="totalSteps"/> optimiser steps starts (<see cref="ITrainingHooksModel.BeginTraining"/>).</summary>
     /// <exception cref="KeyNotFoundException">No adapter of that name.</exception>
     public void BeginTraining(string adapter, int totalSteps) => Hooks(adapter, "begin training", h => h.BeginTraining(adapter, totalSteps));
