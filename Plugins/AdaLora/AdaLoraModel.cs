@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
@@ -18,14 +19,14 @@ public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLo
     : LayerTunerModel<AdaLoraConfig, AdaLoraLinear>(model, context, tuner), ILowRankExportModel
 {
     /// <inheritdoc />
-    protected override bool Supports(nn.Module module) => module is Linear;
+    protected override bool Supports(nn.Module module) => module is Linear or QuantizedLinear;
 
     /// <inheritdoc />
     protected override AdaLoraLinear CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, AdaLoraConfig config)
     {
         if (config.FanInFanOut)
             Context.Logger.LogWarning("AdaLoRA: fan_in_fan_out is true but '{Path}' is a Linear layer; it is ignored (as PEFT sets it to false).", path);
-        return new((Linear)baseModule);
+        return baseModule is QuantizedLinear quantized ? new(quantized) : new((Linear)baseModule);
     }
 
     /// <inheritdoc />
