@@ -1,5 +1,6 @@
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Models;
 using PeftHost.Models.Config;
 using TorchSharp;
@@ -34,12 +35,15 @@ public sealed class AdaptedModel : IDisposable
 
     /// <summary>
     /// Loads <paramref name="modelFolder"/> in <paramref name="dtype"/> on <paramref name="device"/> and every
-    /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active.
+    /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active. With
+    /// <paramref name="quantization"/> the base's linear layers are quantized as they load (QLoRA's base; the
+    /// adapters wrap the quantized layers).
     /// </summary>
-    public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device)
+    public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device,
+        BitsAndBytesConfig? quantization = null)
     {
         ArgumentNullException.ThrowIfNull(adapters);
-        (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device);
+        (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device, quantization);
         if (adapters.Count == 0) return new AdaptedModel(config, model, null, null);
         PluginCatalog? catalog = null;
         PeftModel? peft = null;
