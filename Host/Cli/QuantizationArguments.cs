@@ -26,6 +26,19 @@ internal sealed class QuantizationArguments
         return this;
     }
 
+    /// <summary>merge's <c>--quantize nf4|fp4|int8</c> (with <c>--double-quant</c>), or null for a float output.</summary>
+    /// <exception cref="ArgumentException">Another value, or --double-quant without a 4-bit --quantize.</exception>
+    public static BitsAndBytesConfig? ForOutput(string? quantize, bool doubleQuant) => quantize switch
+    {
+        null when doubleQuant => throw new ArgumentException("--double-quant needs --quantize nf4 or fp4."),
+        null => null,
+        "int8" when doubleQuant => throw new ArgumentException("--double-quant is for 4-bit: --quantize nf4 or fp4."),
+        "int8" => new BitsAndBytesConfig { LoadIn8Bit = true },
+        "nf4" => new BitsAndBytesConfig { LoadIn4Bit = true, QuantType = FourBitType.Nf4, UseDoubleQuant = doubleQuant },
+        "fp4" => new BitsAndBytesConfig { LoadIn4Bit = true, QuantType = FourBitType.Fp4, UseDoubleQuant = doubleQuant },
+        _ => throw new ArgumentException($"--quantize '{quantize}': expected nf4, fp4 or int8."),
+    };
+
     /// <summary>The config the flags ask for, or null when neither --load-in-4bit nor --load-in-8bit is given.</summary>
     /// <exception cref="ArgumentException">Both sizes, a 4-bit flag without --load-in-4bit, or an unknown code or dtype.</exception>
     public BitsAndBytesConfig? Read(ParseResult parse)

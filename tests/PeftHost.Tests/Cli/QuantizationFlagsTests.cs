@@ -53,6 +53,21 @@ public sealed class QuantizationFlagsTests
         Assert.Contains(message, stderr);
     }
 
+    [Theory]
+    [InlineData(new[] { "--quantize", "q4_0" }, "--quantize 'q4_0': expected nf4, fp4 or int8")]
+    [InlineData(new[] { "--double-quant" }, "--double-quant needs --quantize nf4 or fp4")]
+    [InlineData(new[] { "--quantize", "int8", "--double-quant" }, "--double-quant is for 4-bit")]
+    [InlineData(new[] { "--quantize", "nf4", "--dtype", "bf16" }, "a quantized output keeps its other weights in float32")]
+    public void Bad_merge_quantize_flags_are_refused_by_name(string[] flags, string message)
+    {
+        using var dir = new ScratchFolder();
+        string adapter = Path.Combine(Repo.Root, "tests", "fixtures", "conformance", "lora_qv", "adapter");
+        (int code, _, string stderr) = Cli.Run([
+            "merge", "--model", Path.Combine(BnbCases.Model("llama_nf4_double_quant"), "quantized"), "--adapter", adapter, "--out", Path.Combine(dir.Path, "out"), .. flags]);
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr);
+    }
+
     [Fact]
     public void Generate_and_train_take_the_flags()
     {
