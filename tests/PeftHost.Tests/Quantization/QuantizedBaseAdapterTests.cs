@@ -29,7 +29,8 @@ public sealed class QuantizedBaseAdapterTests
         { "gpt2_nf4_double_quant", "lora" }, { "gpt2_nf4_double_quant", "dora" },
     };
 
-    private static JsonObject Config(string model, string method)
+    /// <summary>The adapter config of a method on a fixture model (shared with the merge tests).</summary>
+    internal static JsonObject Config(string model, string method)
     {
         bool gpt2 = model.StartsWith("gpt2", StringComparison.Ordinal);
         JsonArray Targets(params string[] t) => new([.. t.Select(s => JsonValue.Create(s))]);
