@@ -94,8 +94,8 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// <summary>Whether this tuner can adapt the module (e.g. a Linear for LoRA).</summary>
     protected abstract bool Supports(nn.Module module);
 
-    /// <summary>Whether the module is a linear layer, for <c>all-linear</c>.</summary>
-    protected virtual bool IsLinear(nn.Module module) => module is TorchSharp.Modules.Linear;
+    /// <summary>Whether the module is a linear layer, for <c>all-linear</c>: a Linear, or a quantized one (bitsandbytes' layers are Linear subclasses in PEFT).</summary>
+    protected virtual bool IsLinear(nn.Module module) => module is TorchSharp.Modules.Linear or QuantizedLinear;
 
     /// <summary>Creates the layer that wraps <paramref name="baseModule"/> at <paramref name="path"/> (with no adapter yet).</summary>
     protected abstract TLayer CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, TConfig config);

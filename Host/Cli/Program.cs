@@ -33,7 +33,7 @@ bench.Subcommands.Add(BenchVulkanCommand.Create());
 bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
 bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 bench.Subcommands.Add(BenchChatTemplateCommand.Create());
-bench.Subcommands.Add(BenchQloraCommand.Create());
+bench.Subcommands.Add(BenchQloraCommand.Create(plugins));
 bench.Subcommands.Add(BenchTrainCommand.Create(plugins));
 bench.Subcommands.Add(BenchServeCommand.Create(plugins));
 root.Subcommands.Add(bench);

@@ -98,6 +98,32 @@ public static class ModelFactory
         }
     }
 
+    /// <summary>
+    /// Loads a model folder in full precision whatever its storage: a folder saved with bitsandbytes has each
+    /// quantized weight decoded into its Linear (transformers' <c>dequantize()</c>; the quantization's rounding
+    /// stays in the values); any other folder loads as <see cref="Load(string, ScalarType, Device?)"/> loads it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint does not fit the model or its quantization; the message names the tensor or field.</exception>
+    public static (ModelConfig Config, nn.Module Model) LoadDequantized(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        ModelConfig config = ModelConfigReader.Read(folder);
+        BitsAndBytesConfig? stored = BitsAndBytesCheckpoint.ReadConfig(config, Path.Combine(folder, "config.json"));
+        if (stored is null) return Load(folder, dtype, device);
+        nn.Module model;
+        using (var checkpoint = SafetensorsCheckpoint.Open(folder)) model = BitsAndBytesCheckpoint.LoadDequantized(config, checkpoint, stored, dtype);
+        try
+        {
+            if (device is not null && device.type != DeviceType.CPU) model.to(device);
+            model.eval();
+            return (config, model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     private static BitsAndBytesConfig StoredWithCompute(BitsAndBytesConfig stored, BitsAndBytesConfig? requested, string configPath)
     {
         if (requested is null) return stored;

@@ -11,6 +11,11 @@ namespace PeftHost.Plugins.AdaLora;
 /// <c>lora_B.&lt;adapter&gt;</c> (out x r, P), with <c>ranknum.&lt;adapter&gt;</c> (1, not trainable):
 /// y = base(x) + (dropout(x) @ (A * E)ᵀ @ Bᵀ) * scaling / (ranknum + 1e-5).
 /// </summary>
+/// <remarks>
+/// On a quantized base (PEFT's <c>adalora.bnb.SVDLinear4bit</c> / <c>SVDLinear8bitLt</c>) the triplets are float32
+/// and the forward is the same. PEFT cannot merge AdaLoRA into bitsandbytes layers; here a merge adds ΔW to the
+/// dequantized weight and quantizes it again, as PEFT merges LoRA into them (rounded to the quantization's grid).
+/// </remarks>
 public sealed class AdaLoraLinear : TunerLayer
 {
     /// <summary>The key of the rank counter, which PEFT's saved adapters leave out.</summary>
@@ -25,12 +30,19 @@ public sealed class AdaLoraLinear : TunerLayer
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout;
     private readonly AdapterValueDict<double> _scaling;
     private readonly AdapterValueDict<int> _rank;
+    private readonly BaseLayerWeight _weight;
 
     /// <summary>Wraps a linear layer of shape out x in.</summary>
-    public AdaLoraLinear(Linear baseLayer) : base(nameof(AdaLoraLinear), baseLayer)
+    public AdaLoraLinear(Linear baseLayer) : this((nn.Module<Tensor, Tensor>)baseLayer) { }
+
+    /// <summary>Wraps a quantized linear layer of shape out x in.</summary>
+    public AdaLoraLinear(QuantizedLinear baseLayer) : this((nn.Module<Tensor, Tensor>)baseLayer) { }
+
+    private AdaLoraLinear(nn.Module<Tensor, Tensor> baseLayer) : base(nameof(AdaLoraLinear), baseLayer)
     {
-        InFeatures = baseLayer.weight!.shape[1];
-        OutFeatures = baseLayer.weight.shape[0];
+        _weight = BaseLayerWeight.Of(baseLayer);
+        InFeatures = _weight.Shape[1];
+        OutFeatures = _weight.Shape[0];
         lora_A = AdapterParameters("lora_A");
         lora_B = AdapterParameters("lora_B");
         lora_E = AdapterParameters("lora_E");
@@ -62,8 +74,7 @@ public sealed class AdaLoraLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int r, double scaling, double ranknumValue, double dropout, bool init)
     {
-        Tensor weight = ((Linear)GetBaseLayer()).weight!;
-        (ScalarType dtype, Device device) = (weight.dtype, weight.device);
+        (ScalarType dtype, Device device) = (_weight.DType, _weight.Device);
         Parameter a = new(randn([r, InFeatures], dtype: dtype, device: device));
         Parameter e = new(randn([r, 1], dtype: dtype, device: device));
         Parameter b = new(randn([OutFeatures, r], dtype: dtype, device: device));
@@ -150,24 +161,37 @@ public sealed class AdaLoraLinear : TunerLayer
     /// <inheritdoc />
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        Parameter weight = ((Linear)GetBaseLayer()).weight!;
+        using Tensor weight = _weight.Read();
         using Tensor delta = DeltaWeight(adapter);
         using Tensor typed = delta.to(weight.dtype);
-        if (safeMerge)
+        if (_weight.Parameter is { } parameter)
         {
-            using Tensor merged = weight.add(typed);
-            EnsureFinite(merged, adapter);
+            if (safeMerge)
+            {
+                using Tensor sum = weight.add(typed);
+                EnsureFinite(sum, adapter);
+            }
+            parameter.add_(typed);
+            return;
         }
-        weight.add_(typed);
+        using Tensor merged = weight.add(typed);
+        if (safeMerge) EnsureFinite(merged, adapter);
+        _weight.Write(merged);
     }
 
     /// <inheritdoc />
     protected override void UnmergeFrom(string adapter)
     {
-        Parameter weight = ((Linear)GetBaseLayer()).weight!;
+        using Tensor weight = _weight.Read();
         using Tensor delta = DeltaWeight(adapter);
         using Tensor typed = delta.to(weight.dtype);
-        weight.sub_(typed);
+        if (_weight.Parameter is { } parameter)
+        {
+            parameter.sub_(typed);
+            return;
+        }
+        using Tensor original = weight.sub(typed);
+        _weight.Write(original);
     }
 
     /// <inheritdoc />

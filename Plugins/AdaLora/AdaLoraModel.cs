@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
@@ -30,14 +31,14 @@ public sealed class AdaLoraModel(ModelSurgeon model, TunerContext context, AdaLo
     private const string TripletPrefix = "triplets.";
 
     /// <inheritdoc />
-    protected override bool Supports(nn.Module module) => module is Linear;
+    protected override bool Supports(nn.Module module) => module is Linear or QuantizedLinear;
 
     /// <inheritdoc />
     protected override AdaLoraLinear CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, AdaLoraConfig config)
     {
         if (config.FanInFanOut)
             Context.Logger.LogWarning("AdaLoRA: fan_in_fan_out is true but '{Path}' is a Linear layer; it is ignored (as PEFT sets it to false).", path);
-        return new((Linear)baseModule);
+        return baseModule is QuantizedLinear quantized ? new(quantized) : new((Linear)baseModule);
     }
 
     /// <inheritdoc />

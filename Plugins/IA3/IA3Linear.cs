@@ -12,6 +12,9 @@ namespace PeftHost.Plugins.IA3;
 /// y = base(x * l). Several active adapters multiply their vectors.
 /// </summary>
 /// <remarks>
+/// On a quantized base (QLoRA; PEFT's <c>ia3.bnb.Linear4bit</c> / <c>Linear8bitLt</c>) the vectors are float32 and
+/// the forward is the same. PEFT cannot merge IA3 into bitsandbytes layers; here a merge scales the dequantized
+/// weight and quantizes it again, as PEFT merges LoRA into them (rounded to the quantization's grid).
 /// The one container, <c>ia3_l</c>, is declared to the base class, which derives from it the adapters
 /// held, deletion, trainable flags and the exported tensors; overriding <see cref="TunerLayer.MergeInto"/>
 /// makes the layer mergeable.
@@ -19,12 +22,19 @@ namespace PeftHost.Plugins.IA3;
 public sealed class IA3Linear : TunerLayer
 {
     private readonly AdapterParameterDict ia3_l;
+    private readonly BaseLayerWeight _weight;
 
     /// <summary>Wraps a linear layer of shape out x in.</summary>
-    public IA3Linear(Linear baseLayer, bool isFeedforward) : base(nameof(IA3Linear), baseLayer)
+    public IA3Linear(Linear baseLayer, bool isFeedforward) : this((nn.Module<Tensor, Tensor>)baseLayer, isFeedforward) { }
+
+    /// <summary>Wraps a quantized linear layer of shape out x in.</summary>
+    public IA3Linear(QuantizedLinear baseLayer, bool isFeedforward) : this((nn.Module<Tensor, Tensor>)baseLayer, isFeedforward) { }
+
+    private IA3Linear(nn.Module<Tensor, Tensor> baseLayer, bool isFeedforward) : base(nameof(IA3Linear), baseLayer)
     {
-        InFeatures = baseLayer.weight!.shape[1];
-        OutFeatures = baseLayer.weight.shape[0];
+        _weight = BaseLayerWeight.Of(baseLayer);
+        InFeatures = _weight.Shape[1];
+        OutFeatures = _weight.Shape[0];
         IsFeedforward = isFeedforward;
         ia3_l = AdapterParameters("ia3_l");
     }
@@ -41,11 +51,10 @@ public sealed class IA3Linear : TunerLayer
     /// <summary>Adds an adapter's vector: ones when <paramref name="init"/>, else standard normal (as PEFT).</summary>
     public void AddAdapter(string adapter, bool init)
     {
-        Tensor weight = ((Linear)BaseLayer).weight!;
         long[] shape = IsFeedforward ? [1, InFeatures] : [OutFeatures, 1];
         using Tensor data = init
-            ? ones(shape, dtype: weight.dtype, device: weight.device)
-            : randn(shape, dtype: weight.dtype, device: weight.device);
+            ? ones(shape, dtype: _weight.DType, device: _weight.Device)
+            : randn(shape, dtype: _weight.DType, device: _weight.Device);
         ia3_l.Add(adapter, new Parameter(data));
     }
 
@@ -55,24 +64,35 @@ public sealed class IA3Linear : TunerLayer
     /// </summary>
     protected override void MergeInto(string adapter, bool safeMerge)
     {
-        var linear = (Linear)BaseLayer;
-        Parameter weight = linear.weight!;
         Tensor l = ia3_l[adapter];
-        using Tensor merged = weight.mul(l.to(weight.dtype));
-        if (safeMerge) EnsureFinite(merged, adapter);
-        weight.copy_(merged);
-        if (!IsFeedforward && linear.bias is { } bias)
+        using (Tensor weight = _weight.Read())
+        using (Tensor scale = l.to(weight.dtype))
+        using (Tensor merged = weight.mul(scale))
+        {
+            if (safeMerge) EnsureFinite(merged, adapter);
+            _weight.Write(merged);
+        }
+        if (!IsFeedforward && _weight.Bias is { } bias)
             using (Tensor scale = l.reshape(bias.shape).to(bias.dtype)) bias.mul_(scale);
     }
 
     /// <summary>Divides the vector back out, as PEFT's <c>unmerge</c> (with its 1e-8 guard against zeros).</summary>
     protected override void UnmergeFrom(string adapter)
     {
-        var linear = (Linear)BaseLayer;
-        Parameter weight = linear.weight!;
         using Tensor l = ia3_l[adapter].add(1e-8);
-        using (Tensor divisor = l.to(weight.dtype)) weight.div_(divisor);
-        if (!IsFeedforward && linear.bias is { } bias)
+        if (_weight.Parameter is { } weight)
+        {
+            using Tensor divisor = l.to(weight.dtype);
+            weight.div_(divisor);
+        }
+        else
+        {
+            using Tensor dequantized = _weight.Read();
+            using Tensor divisor = l.to(dequantized.dtype);
+            using Tensor original = dequantized.div(divisor);
+            _weight.Write(original);
+        }
+        if (!IsFeedforward && _weight.Bias is { } bias)
             using (Tensor divisor = l.reshape(bias.shape).to(bias.dtype)) bias.div_(divisor);
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PeftHost.Abstractions.Config;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.Surgery;
 using PeftHost.Abstractions.Tuning;
 using TorchSharp;
@@ -12,14 +13,14 @@ namespace PeftHost.Plugins.IA3;
 public sealed class IA3Model(ModelSurgeon model, TunerContext context, IA3Tuner tuner) : LayerTunerModel<IA3Config, IA3Linear>(model, context, tuner)
 {
     /// <inheritdoc />
-    protected override bool Supports(nn.Module module) => module is Linear;
+    protected override bool Supports(nn.Module module) => module is Linear or QuantizedLinear;
 
     /// <inheritdoc />
     protected override IA3Linear CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, IA3Config config)
     {
         if (config.FanInFanOut)
             Context.Logger.LogWarning("IA3: fan_in_fan_out is true but '{Path}' is a Linear layer; it is ignored (as PEFT sets it to false).", path);
-        return new((Linear)baseModule, config.IsFeedforward(path));
+        return baseModule is QuantizedLinear quantized ? new(quantized, config.IsFeedforward(path)) : new((Linear)baseModule, config.IsFeedforward(path));
     }
 
     /// <inheritdoc />

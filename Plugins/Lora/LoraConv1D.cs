@@ -11,5 +11,5 @@ public sealed class LoraConv1D : LoraLinear
 {
     /// <summary>Wraps a Conv1D layer.</summary>
     public LoraConv1D(Conv1D baseLayer)
-        : base(nameof(LoraConv1D), baseLayer, baseLayer.weight, baseLayer.bias, baseLayer.InFeatures, baseLayer.OutFeatures, fanInFanOut: true) { }
+        : base(nameof(LoraConv1D), baseLayer, baseLayer.InFeatures, baseLayer.OutFeatures, fanInFanOut: true) { }
 }

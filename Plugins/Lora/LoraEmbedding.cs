@@ -24,10 +24,10 @@ public sealed class LoraEmbedding : LoraLayer
     private readonly AdapterParameterDict lora_embedding_B;
 
     /// <summary>Wraps an embedding (weight [num_embeddings, embedding_dim]).</summary>
-    public LoraEmbedding(Embedding baseLayer) : base(nameof(LoraEmbedding), baseLayer, WeightOf(baseLayer), null)
+    public LoraEmbedding(Embedding baseLayer) : base(nameof(LoraEmbedding), baseLayer)
     {
-        NumEmbeddings = Weight.shape[0];
-        EmbeddingDim = Weight.shape[1];
+        NumEmbeddings = BaseWeight.Shape[0];
+        EmbeddingDim = BaseWeight.Shape[1];
         lora_embedding_A = AdapterParameters("lora_embedding_A");
         lora_embedding_B = AdapterParameters("lora_embedding_B");
     }
@@ -49,8 +49,8 @@ public sealed class LoraEmbedding : LoraLayer
     {
         // PEFT draws both from a standard normal, then any truthy init_lora_weights (true, "gaussian",
         // "pissa", "olora"...) resets A to zero and B to a standard normal; false keeps the draws.
-        Tensor a = torch.randn([r, NumEmbeddings], dtype: Weight.dtype, device: Weight.device);
-        Tensor b = torch.randn([EmbeddingDim, r], dtype: Weight.dtype, device: Weight.device);
+        Tensor a = torch.randn([r, NumEmbeddings], dtype: BaseWeight.DType, device: BaseWeight.Device);
+        Tensor b = torch.randn([EmbeddingDim, r], dtype: BaseWeight.DType, device: BaseWeight.Device);
         if (init is not null and not "false")
         {
             nn.init.zeros_(a);
@@ -105,8 +105,4 @@ public sealed class LoraEmbedding : LoraLayer
     /// <summary>embedding(x, table): row x of the [num, r] table, for every index of x.</summary>
     internal static Tensor Embed(Tensor input, Tensor table) =>
         table.index_select(0, input.reshape(-1)).reshape([.. input.shape, table.shape[1]]);
-
-    private static Parameter WeightOf(Embedding embedding) =>
-        embedding.named_parameters().FirstOrDefault(p => p.name == "weight").parameter
-        ?? throw new InvalidOperationException("The Embedding has no parameter named 'weight'.");
 }

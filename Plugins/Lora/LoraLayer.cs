@@ -28,11 +28,10 @@ public abstract class LoraLayer : TunerLayer
     // PEFT's _caches: tensors a merge leaves for its unmerge (DoRA's norm of the weights before the merge).
     private readonly Dictionary<string, Tensor> _cache = new(StringComparer.Ordinal);
 
-    /// <summary>Wraps <paramref name="baseLayer"/>, whose live weight is <paramref name="weight"/>.</summary>
-    protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer, Parameter weight, Parameter? bias) : base(name, baseLayer)
+    /// <summary>Wraps <paramref name="baseLayer"/> (a Linear, Embedding, Conv1D or QuantizedLinear).</summary>
+    protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name, baseLayer)
     {
-        Weight = weight;
-        Bias = bias;
+        BaseWeight = BaseLayerWeight.Of(baseLayer);
         lora_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("lora_dropout", trainable: false);
         r = AdapterValues<int>("r");
         lora_alpha = AdapterValues<double>("lora_alpha");
@@ -40,11 +39,14 @@ public abstract class LoraLayer : TunerLayer
         lora_variant = AdapterValues<ILoraVariant>("lora_variant");
     }
 
-    /// <summary>The base layer's weight (the parameter itself: merging changes it in place).</summary>
-    public Parameter Weight { get; }
+    /// <summary>
+    /// The base layer's weight: read (dequantized when the base is quantized) by DoRA and the initialisations
+    /// that use it, written by merging (into the parameter in place, or quantized again as PEFT's bitsandbytes layers).
+    /// </summary>
+    public BaseLayerWeight BaseWeight { get; }
 
     /// <summary>The base layer's bias, or null (trained with <c>bias: lora_only</c>).</summary>
-    public Parameter? Bias { get; }
+    public Parameter? Bias => BaseWeight.Bias;
 
     /// <summary>The rank of an adapter.</summary>
     public int Rank(string adapter) => r[adapter];
@@ -215,22 +217,29 @@ public abstract class LoraLayer : TunerLayer
         return torch.linalg.vector_norm(sum, 2, [NormDim]).to(weight.dtype);
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// W ← W + ΔW (a variant merges its own way). On a quantized base, as PEFT's bitsandbytes layers: the weight
+    /// is dequantized, the sum computed in float32 and quantized again, so the merged layer is rounded to the
+    /// quantization's grid (not exactly the unmerged forward).
+    /// </summary>
     protected override void MergeInto(string adapter, bool safeMerge)
     {
         using var scope = NewDisposeScope();
-        Tensor merged = Variant(adapter) is { } variant ? variant.Merge(this, adapter, Weight) : Weight + DeltaWeight(adapter);
+        Tensor weight = BaseWeight.Read();
+        Tensor merged = Variant(adapter) is { } variant ? variant.Merge(this, adapter, weight) : weight + DeltaWeight(adapter);
         // Computed aside and checked before the weight changes: a broken adapter leaves it untouched.
         if (safeMerge) EnsureFinite(merged, adapter);
-        Weight.copy_(merged);
+        BaseWeight.Write(merged);
     }
 
-    /// <inheritdoc />
+    /// <summary>The exact inverse on a full-precision base; on a quantized one dequantize, subtract, quantize again (rounded, as PEFT).</summary>
     protected override void UnmergeFrom(string adapter)
     {
         using var scope = NewDisposeScope();
-        if (Variant(adapter) is { } variant) Weight.copy_(variant.Unmerge(this, adapter, Weight));
-        else Weight.sub_(DeltaWeight(adapter));
+        Tensor weight = BaseWeight.Read();
+        if (Variant(adapter) is { } variant) BaseWeight.Write(variant.Unmerge(this, adapter, weight));
+        else if (BaseWeight.Parameter is { } parameter) parameter.sub_(DeltaWeight(adapter));
+        else BaseWeight.Write(weight - DeltaWeight(adapter));
     }
 
     /// <summary>B·A computed in float32 for half-precision factors (slow half matmuls on CPU), returned in the factors' dtype.</summary>

@@ -23,11 +23,11 @@ public class LoraLinear : LoraLayer
 
     /// <summary>Wraps a linear layer (weight [out, in]).</summary>
     public LoraLinear(Linear baseLayer)
-        : this(nameof(LoraLinear), baseLayer, baseLayer.weight!, baseLayer.bias, baseLayer.weight!.shape[1], baseLayer.weight.shape[0], fanInFanOut: false) { }
+        : this(nameof(LoraLinear), baseLayer, baseLayer.weight!.shape[1], baseLayer.weight.shape[0], fanInFanOut: false) { }
 
     /// <summary>Wraps a linear-like layer whose weight is stored [in, out] when <paramref name="fanInFanOut"/>.</summary>
-    protected LoraLinear(string name, nn.Module<Tensor, Tensor> baseLayer, Parameter weight, Parameter? bias, long inFeatures, long outFeatures, bool fanInFanOut)
-        : base(name, baseLayer, weight, bias)
+    protected LoraLinear(string name, nn.Module<Tensor, Tensor> baseLayer, long inFeatures, long outFeatures, bool fanInFanOut)
+        : base(name, baseLayer)
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
@@ -55,8 +55,8 @@ public class LoraLinear : LoraLayer
     protected override void CreateFactors(string adapter, int r, double scaling, string? init, string path)
     {
         // nn.Linear's own initialisation is Kaiming-uniform (a = √5), which init_lora_weights=false keeps for both.
-        var a = nn.Linear(InFeatures, r, hasBias: false, device: Weight.device, dtype: Weight.dtype);
-        var b = nn.Linear(r, OutFeatures, hasBias: false, device: Weight.device, dtype: Weight.dtype);
+        var a = nn.Linear(InFeatures, r, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
+        var b = nn.Linear(r, OutFeatures, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
         try
         {
             switch (init)
@@ -72,13 +72,14 @@ public class LoraLinear : LoraLayer
                     nn.init.zeros_(b.weight!);
                     break;
                 case "olora":
-                    SetFromBaseWeight(a, b, LoraInit.Olora(OutIn(Weight), r, scaling, path));
+                    using (Tensor weight = BaseWeight.Read()) SetFromBaseWeight(a, b, LoraInit.Olora(OutIn(weight), r, scaling, path));
                     break;
                 case "pissa":
-                    SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(Weight), r, scaling, null, path));
+                    using (Tensor weight = BaseWeight.Read()) SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(weight), r, scaling, null, path));
                     break;
                 case var s when s.StartsWith("pissa_niter_", StringComparison.Ordinal):
-                    SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(Weight), r, scaling, int.Parse(s["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture), path));
+                    using (Tensor weight = BaseWeight.Read())
+                        SetFromBaseWeight(a, b, LoraInit.Pissa(OutIn(weight), r, scaling, int.Parse(s["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture), path));
                     break;
                 default:
                     throw new TunerConfigException($"adapter config field 'init_lora_weights': unknown initialisation '{init}'.");
@@ -192,7 +193,7 @@ public class LoraLinear : LoraLayer
         if (Variant(adapter) is not null || Dropout(adapter) is not Identity) return null;
         Parameter a = lora_A[adapter].weight!, b = lora_B[adapter].weight!;
         ScalarType type = input.dtype;
-        if (a.dtype != type || Weight.dtype != type) return null;
+        if (a.dtype != type || BaseWeight.DType != type) return null;
         Tensor result = BaseLayer.forward(input);
         using Tensor rows = input.reshape(-1, InFeatures);
         using Tensor down = nn.functional.linear(rows, a);
@@ -234,8 +235,8 @@ public class LoraLinear : LoraLayer
         {
             a.weight!.copy_(init.A);
             b.weight!.copy_(init.B);
-            // The base weight becomes the residual, as PEFT's pissa_init / olora_init.
-            Weight.copy_(FanInFanOut ? init.Residual.t() : init.Residual);
+            // The base weight becomes the residual, as PEFT's pissa_init / olora_init (quantized again on a quantized base).
+            BaseWeight.Write(FanInFanOut ? init.Residual.t() : init.Residual);
         }
     }
 }

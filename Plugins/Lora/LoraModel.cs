@@ -43,16 +43,24 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, 
         EmbeddingLayerNames.Any(e => names.Contains(e) && (path == e || path.EndsWith("." + e, StringComparison.Ordinal)));
 
     /// <inheritdoc />
-    protected override bool Supports(nn.Module module) => module is Linear or Embedding or Conv1D;
+    protected override bool Supports(nn.Module module) => module is Linear or Embedding or Conv1D or QuantizedLinear;
 
-    /// <summary>For <c>all-linear</c>: Linear and Conv1D, as PEFT.</summary>
-    protected override bool IsLinear(nn.Module module) => module is Linear or Conv1D;
+    /// <summary>For <c>all-linear</c>: Linear, Conv1D and quantized linears, as PEFT (whose bitsandbytes layers are Linear subclasses).</summary>
+    protected override bool IsLinear(nn.Module module) => module is Linear or Conv1D or QuantizedLinear;
 
     /// <inheritdoc />
     protected override LoraLayer CreateLayer(string path, nn.Module<Tensor, Tensor> baseModule, LoraConfig config)
     {
         switch (baseModule)
         {
+            case QuantizedLinear quantized:
+                // As a Linear: the quantized weight is [out, in] (transformers quantizes GPT-2's Conv1D transposed).
+                if (config.FanInFanOut)
+                {
+                    Context.Logger.LogWarning("LoRA: fan_in_fan_out is set to True but the target module '{Path}' is a quantized Linear. Setting fan_in_fan_out to False.", path);
+                    config.FanInFanOut = false;
+                }
+                return new LoraQuantizedLinear(quantized);
             case Linear linear:
                 if (config.FanInFanOut)
                 {
@@ -71,7 +79,7 @@ public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, 
             case Embedding embedding:
                 return new LoraEmbedding(embedding);
             default:
-                throw new TunerConfigException($"target module '{path}' is a {baseModule.GetType().Name}; LoRA supports Linear, Embedding and Conv1D.");
+                throw new TunerConfigException($"target module '{path}' is a {baseModule.GetType().Name}; LoRA supports Linear, Embedding, Conv1D and quantized Linear layers.");
         }
     }
 

@@ -43,6 +43,7 @@ internal static class GenerateCommand
         {
             model, adapter, adapterScale, prompt, chat, system, maxNew, temperature, topK, topP, repetition, seed, stop, backend, device, dtype, threads, quant, gguf, cache,
         };
+        QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             try
@@ -88,6 +89,7 @@ internal static class GenerateCommand
                     GgufFile = parse.GetValue(gguf),
                     Threads = parse.GetValue(threads),
                     CacheDirectory = parse.GetValue(cache),
+                    Quantization = quantization.Read(parse),
                 };
                 // Generated text is UTF-8 whatever the locale says (a C locale would print ? for every non-ASCII character).
                 Console.OutputEncoding = new System.Text.UTF8Encoding(false);
@@ -99,7 +101,7 @@ internal static class GenerateCommand
                 }
                 void Opened(IInferenceBackend b)
                 {
-                    if (b.Kind == InferenceBackendKind.Torch) return;
+                    if (b.Kind == InferenceBackendKind.Torch && options.Quantization is null) return;
                     Console.Error.WriteLine($"[{b.Description}]");
                     foreach (MergedAdapter m in b.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
                 }

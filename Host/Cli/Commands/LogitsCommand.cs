@@ -35,6 +35,7 @@ internal static class LogitsCommand
         {
             model, adapter, adapterScale, merge, inputs, output, backend, device, dtype, threads, quant, gguf, cache,
         };
+        QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             try
@@ -42,6 +43,7 @@ internal static class LogitsCommand
                 InferenceBackendKind kind = InferenceBackendKinds.Parse(parse.GetValue(backend)!);
                 IReadOnlyList<AdapterSpec> adapters = AdapterArguments.Parse(parse.GetValue(adapter), parse.GetValue(adapterScale));
                 if (parse.GetValue(threads) is int n && n < 1) return CliErrors.Fail("--threads must be at least 1.");
+                PeftHost.Formats.BitsAndBytes.BitsAndBytesConfig? bnb = quantization.Read(parse);
                 if (kind != InferenceBackendKind.Torch)
                 {
                     if (parse.GetValue(merge)) return CliErrors.Fail($"--merge is for --backend torch: the {kind.Name()} backend applies LoRA unmerged and merges only what it cannot apply.");
@@ -55,6 +57,7 @@ internal static class LogitsCommand
                         GgufFile = parse.GetValue(gguf),
                         Threads = parse.GetValue(threads),
                         CacheDirectory = parse.GetValue(cache),
+                        Quantization = bnb,
                     };
                     using IInferenceBackend opened = InferenceBackends.Open(options);
                     foreach (MergedAdapter m in opened.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
@@ -65,7 +68,7 @@ internal static class LogitsCommand
                 if (parse.GetValue(merge) && adapters.Count == 0) return CliErrors.Fail("--merge needs at least one --adapter to merge.");
                 if (parse.GetValue(threads) is int t) torch.set_num_threads(t);
                 long[] shape = LogitsRunner.Run(parse.GetValue(model)!, adapters, parse.GetValue(inputs)!, parse.GetValue(output)!,
-                    parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(merge));
+                    parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(merge), bnb);
                 Console.WriteLine($"logits [{string.Join(", ", shape)}] -> {parse.GetValue(output)}");
                 return 0;
             }

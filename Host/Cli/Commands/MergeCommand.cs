@@ -18,7 +18,9 @@ internal static class MergeCommand
         var output = new Option<string>("--out") { Description = "Output folder (must be empty or absent unless --force).", Required = true };
         var dtype = new Option<string?>("--dtype") { Description = "f32 | f16 | bf16 (default: the base's torch_dtype)." };
         var force = new Option<bool>("--force") { Description = "Overwrite a non-empty output folder." };
-        var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force };
+        var quantize = new Option<string?>("--quantize") { Description = "nf4 | fp4 | int8: quantize the merged linear layers and write bitsandbytes' layout (default: float, a quantized base decoded first)." };
+        var doubleQuant = new Option<bool>("--double-quant") { Description = "With --quantize nf4|fp4: quantize the block scales too." };
+        var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force, quantize, doubleQuant };
         command.SetAction(parse =>
         {
             try
@@ -26,7 +28,8 @@ internal static class MergeCommand
                 string[] adapters = parse.GetValue(adapter) ?? [];
                 string? d = parse.GetValue(dtype);
                 MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, AdapterArguments.Parse(adapters), parse.GetValue(output)!,
-                    parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force));
+                    parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force),
+                    quantize: QuantizationArguments.ForOutput(parse.GetValue(quantize), parse.GetValue(doubleQuant)));
                 Console.WriteLine(FormattableString.Invariant(
                     $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));
                 return 0;

@@ -33,6 +33,7 @@ internal static class TrainCommand
         {
             model, data, evalData, output, adapterConfig, initAdapter, config, set, resume, device, threads,
         };
+        QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             try
@@ -55,7 +56,7 @@ internal static class TrainCommand
                     ModelFolder = parse.GetValue(model)!, DataFile = parse.GetValue(data)!, EvalDataFile = parse.GetValue(evalData),
                     AdapterConfigFile = parse.GetValue(adapterConfig), InitAdapterFolder = parse.GetValue(initAdapter),
                     Arguments = settings, ArgumentsSource = source, Resume = resumeFrom, Device = TorchDevice.Parse(parse.GetValue(device)!),
-                    PluginsFolder = parse.GetValue(pluginsOption)!,
+                    PluginsFolder = parse.GetValue(pluginsOption)!, Quantization = quantization.Read(parse),
                 };
                 using var cts = new CancellationTokenSource();
                 ConsoleCancelEventHandler onCtrlC = (_, e) =>

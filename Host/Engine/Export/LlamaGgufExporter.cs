@@ -35,7 +35,8 @@ public static class LlamaGgufExporter
         ArgumentNullException.ThrowIfNull(adapters);
         ModelConfig config = ModelConfigReader.Read(modelFolder);
         LlamaConfig llama = CheckSupported(config);
-        (_, nn.Module loaded) = ModelFactory.Load(modelFolder);
+        // A folder saved quantized (bitsandbytes' layout) is decoded first; quant then picks the GGUF weight type.
+        (_, nn.Module loaded) = ModelFactory.LoadDequantized(modelFolder);
         nn.Module model = loaded;
         try
         {

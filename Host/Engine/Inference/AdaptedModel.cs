@@ -1,5 +1,6 @@
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Models;
 using PeftHost.Models.Config;
 using TorchSharp;
@@ -34,12 +35,17 @@ public sealed class AdaptedModel : IDisposable
 
     /// <summary>
     /// Loads <paramref name="modelFolder"/> in <paramref name="dtype"/> on <paramref name="device"/> and every
-    /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active.
+    /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active. With
+    /// <paramref name="quantization"/> the base's linear layers are quantized as they load (QLoRA's base; the
+    /// adapters wrap the quantized layers). With <paramref name="dequantize"/> a folder saved quantized loads in
+    /// full precision instead (<see cref="ModelFactory.LoadDequantized"/>), so the adapters wrap float layers.
     /// </summary>
-    public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device)
+    public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device,
+        BitsAndBytesConfig? quantization = null, bool dequantize = false)
     {
         ArgumentNullException.ThrowIfNull(adapters);
-        (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, dtype, device);
+        if (dequantize && quantization is not null) throw new ArgumentException("A base is either quantized as it loads or dequantized, not both.", nameof(dequantize));
+        (ModelConfig config, nn.Module model) = dequantize ? ModelFactory.LoadDequantized(modelFolder, dtype, device) : ModelFactory.Load(modelFolder, dtype, device, quantization);
         if (adapters.Count == 0) return new AdaptedModel(config, model, null, null);
         PluginCatalog? catalog = null;
         PeftModel? peft = null;

@@ -1,3 +1,4 @@
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models;
 using PeftHost.Models.Checkpoint;
@@ -18,9 +19,10 @@ public static class LogitsRunner
     /// adapter given is active, and with <paramref name="merge"/> merged into the base weights before
     /// the forward. Returns the output's shape.
     /// </summary>
-    public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device, bool merge = false)
+    public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device, bool merge = false,
+        BitsAndBytesConfig? quantization = null)
     {
-        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, dtype, device);
+        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, dtype, device, quantization);
         using ModelInputs inputs = ModelInputs.Read(inputsPath);
         ModelInputs onDevice = inputs.To(device);
         try

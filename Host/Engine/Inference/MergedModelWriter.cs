@@ -1,10 +1,12 @@
 using PeftHost.Formats;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Formats.Safetensors;
 using PeftHost.Models;
 using PeftHost.Models.Checkpoint;
 using PeftHost.Models.Config;
+using PeftHost.Models.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,6 +17,12 @@ namespace PeftHost.Engine.Inference;
 /// Hugging Face model folder (config.json, model.safetensors or shards with an index, the base's
 /// tokenizer and generation files) that loads without PEFT.
 /// </summary>
+/// <remarks>
+/// A base saved quantized (bitsandbytes' layout) is decoded to float32 first and the adapters merged there, so a
+/// full-precision output carries the base's quantization rounding once and the update exactly. Asked for a
+/// quantized output, the merged weights are quantized again, which is what PEFT's merge into bitsandbytes layers
+/// gives (dequantize, add the delta, requantize), and written in bitsandbytes' layout.
+/// </remarks>
 public static class MergedModelWriter
 {
     /// <summary>Above this many bytes of weights the checkpoint is sharded (2 GB, as the issue asks).</summary>
@@ -38,19 +46,25 @@ public static class MergedModelWriter
     /// <summary>
     /// Loads <paramref name="modelFolder"/> in float32 with <paramref name="adapters"/> (all active), merges
     /// and unloads them (modules_to_save copies take the originals' places) and writes the result to
-    /// <paramref name="outFolder"/> in <paramref name="dtype"/> (default: the base's torch_dtype).
+    /// <paramref name="outFolder"/> in <paramref name="dtype"/> (default: the base's torch_dtype). With
+    /// <paramref name="quantize"/> the merged linear layers are quantized (the others kept in float32) and the
+    /// folder written in bitsandbytes' layout, as transformers saves a quantized model.
     /// </summary>
     /// <exception cref="IOException"><paramref name="outFolder"/> is not empty and <paramref name="force"/> is false, or it is the base folder.</exception>
     /// <exception cref="ArgumentException">No adapter is given.</exception>
     public static Result Merge(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string outFolder, string pluginsFolder,
-        ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes)
+        ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes, BitsAndBytesConfig? quantize = null)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         if (adapters.Count == 0) throw new ArgumentException("merge needs at least one adapter.", nameof(adapters));
+        if (quantize is not null && dtype is not null && dtype != ScalarType.Float32)
+            throw new ArgumentException($"a quantized output keeps its other weights in float32; --dtype {dtype} cannot apply.", nameof(dtype));
+        quantize?.Validate("the requested output quantization");
         CheckOutput(modelFolder, outFolder, force);
-        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, ScalarType.Float32, CPU);
+        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, ScalarType.Float32, CPU, dequantize: true);
         ScalarType target = dtype ?? BaseDType(loaded.Config);
         nn.Module merged = loaded.Peft!.MergeAndUnload();
+        if (quantize is not null) return WriteQuantized(modelFolder, merged, loaded.Config, outFolder, quantize);
 
         IReadOnlyDictionary<string, string> tied = (merged as ITiedWeights)?.TiedParameters ?? new Dictionary<string, string>();
         Func<string, string> keyOf = BaseKeyNames(modelFolder, ModelFactory.BasePrefix(loaded.Config));
@@ -76,6 +90,23 @@ public static class MergedModelWriter
         JsonObject config = (JsonObject)loaded.Config.Raw.DeepClone();
         config["torch_dtype"] = DTypeName(target);
         AtomicFile.WriteAllBytes(Path.Combine(outFolder, "config.json"), JsonSerializer.SerializeToUtf8Bytes(config, new JsonSerializerOptions { WriteIndented = true }));
+        return new Result(files, tensors.Count, bytes, target, CopyBaseFiles(modelFolder, outFolder));
+    }
+
+    // The merged float model quantized with the requested config and saved as transformers saves a bitsandbytes model.
+    private static Result WriteQuantized(string modelFolder, nn.Module merged, ModelConfig config, string outFolder, BitsAndBytesConfig quantize)
+    {
+        ModelQuantizer.Quantize(merged, quantize);
+        Directory.CreateDirectory(outFolder);
+        RemoveStaleWeights(outFolder, [SafetensorsCheckpoint.SingleFileName]);
+        BitsAndBytesCheckpoint.Save(merged, config, quantize, outFolder);
+        using var written = SafetensorsFile.Open(Path.Combine(outFolder, SafetensorsCheckpoint.SingleFileName));
+        long bytes = written.Tensors.Sum(t => t.End - t.Begin);
+        return new Result([SafetensorsCheckpoint.SingleFileName], written.Tensors.Count, bytes, ScalarType.Float32, CopyBaseFiles(modelFolder, outFolder));
+    }
+
+    private static List<string> CopyBaseFiles(string modelFolder, string outFolder)
+    {
         var copied = new List<string>();
         foreach (string file in CopiedFiles)
         {
@@ -84,7 +115,7 @@ public static class MergedModelWriter
             AtomicFile.Copy(source, Path.Combine(outFolder, file));
             copied.Add(file);
         }
-        return new Result(files, tensors.Count, bytes, target, copied);
+        return copied;
     }
 
     private static void CheckOutput(string modelFolder, string outFolder, bool force)

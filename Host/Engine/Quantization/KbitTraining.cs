@@ -15,10 +15,8 @@ namespace PeftHost.Engine.Quantization;
 /// <remarks>
 /// PEFT also turns on gradient checkpointing (<c>use_gradient_checkpointing=True</c>) and, for its reentrant
 /// form, makes the input embedding's output require grad (transformers' <c>enable_input_require_grads</c>, a
-/// forward hook). Neither is done here yet: the models have no gradient-checkpointing switch on this branch,
-/// and a forward hook would not fire (the models call their embedding's <c>forward</c>, and TorchSharp runs
-/// hooks only through <c>call</c>). Without checkpointing the input needs no gradient: the adapters' own
-/// parameters make autograd record the path through the frozen layers.
+/// forward hook). Here checkpointing stays the training settings' <c>gradient_checkpointing</c>, and the input
+/// needs no gradient: the adapters' own parameters make autograd record the path through the frozen layers.
 /// </remarks>
 public static class KbitTraining
 {

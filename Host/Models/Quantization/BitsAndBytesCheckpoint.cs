@@ -41,9 +41,23 @@ public static class BitsAndBytesCheckpoint
     /// loads as <see cref="CheckpointLoader"/> loads it. The model's config records the quantization.
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing, of another dtype or shape, or its quant state does not fit; the message names it.</exception>
-    public static nn.Module Load(ModelConfig config, SafetensorsCheckpoint checkpoint, BitsAndBytesConfig quantization, bool preQuantized, ScalarType dtype)
+    public static nn.Module Load(ModelConfig config, SafetensorsCheckpoint checkpoint, BitsAndBytesConfig quantization, bool preQuantized, ScalarType dtype) =>
+        Load(config, checkpoint, quantization, preQuantized, dtype, dequantize: false);
+
+    /// <summary>
+    /// A folder saved quantized, loaded in full precision (transformers' <c>model.dequantize()</c>): each stored
+    /// quantized weight is read as <see cref="Load(ModelConfig, SafetensorsCheckpoint, BitsAndBytesConfig, bool, ScalarType)"/>
+    /// reads it, decoded (bitsandbytes' dequantize) and copied into the model's own Linear or GPT-2 Conv1D
+    /// (transposed back), in <paramref name="dtype"/>. The config no longer records a quantization.
+    /// </summary>
+    /// <exception cref="InvalidDataException">As for loading the folder quantized.</exception>
+    public static nn.Module LoadDequantized(ModelConfig config, SafetensorsCheckpoint checkpoint, BitsAndBytesConfig stored, ScalarType dtype) =>
+        Load(config, checkpoint, stored, preQuantized: true, dtype, dequantize: true);
+
+    private static nn.Module Load(ModelConfig config, SafetensorsCheckpoint checkpoint, BitsAndBytesConfig quantization, bool preQuantized, ScalarType dtype, bool dequantize)
     {
         nn.Module model = ModelFactory.Create(config);
+        var originals = new Dictionary<string, nn.Module>(StringComparer.Ordinal); // dequantize: the modules to put back
         try
         {
             if (dtype != ScalarType.Float32) model.to(dtype);
@@ -69,18 +83,47 @@ public static class BitsAndBytesCheckpoint
                     }
                 }
                 surgeon.Replace(path, layer);
-                original.Dispose();
+                if (dequantize) originals[path] = original;
+                else original.Dispose();
             }
             // The rest, and the quantized layers' biases (still the random ones of the modules they replaced).
             CheckpointLoader.Load(model, checkpoint, prefix, handled);
-            config.Raw["quantization_config"] = quantization.ToJson();
+            if (dequantize)
+            {
+                // Each full-precision module takes its place back with the decoded weight and the loaded bias.
+                foreach ((string path, nn.Module original) in originals)
+                {
+                    using var layer = (QuantizedLinear)surgeon.Get(path);
+                    CopyDequantized(layer, original);
+                    surgeon.Replace(path, original);
+                }
+                config.Raw.Remove("quantization_config");
+            }
+            else config.Raw["quantization_config"] = quantization.ToJson();
             model.eval();
             return model;
         }
         catch
         {
+            foreach (nn.Module original in originals.Values) original.Dispose();
             model.Dispose();
             throw;
+        }
+    }
+
+    // The decoded weight [out, in] and the bias into the full-precision module it was read for (GPT-2's Conv1D holds [in, out]).
+    private static void CopyDequantized(QuantizedLinear layer, nn.Module original)
+    {
+        using (no_grad())
+        {
+            (Parameter weight, Parameter? bias, bool transposed) = original switch
+            {
+                Conv1D c => (c.weight, c.bias, true),
+                Linear l => (l.weight!, l.bias, false),
+                _ => throw new ArgumentException($"{original.GetType().Name} is not a Linear or Conv1D.", nameof(original)),
+            };
+            using (Tensor w = layer.Dequantize(weight.dtype)) weight.copy_(transposed ? w.t() : w);
+            if (bias is not null && layer.Bias is { } loaded) bias.copy_(loaded);
         }
     }
 

@@ -162,7 +162,10 @@ public sealed class Linear4bit : QuantizedLinear
     }
 
     /// <inheritdoc />
-    public override Tensor Dequantize()
+    public override Tensor Dequantize() => Dequantize(_compute);
+
+    /// <summary>The weight decoded in float32, cast to the quant dtype (what bitsandbytes' dequantize_4bit returns), then to <paramref name="dtype"/>.</summary>
+    public override Tensor Dequantize(ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         long n = InFeatures * OutFeatures;
@@ -172,7 +175,7 @@ public sealed class Linear4bit : QuantizedLinear
         Tensor w = ScaleBlocks(values, BlockScales(), BlockSize).view(OutFeatures, InFeatures);
         // bitsandbytes decodes in float32, casts to the quant dtype, and the layer casts to its compute dtype.
         if (QuantDtype != ScalarType.Float32) w = w.to(QuantDtype);
-        if (_compute != w.dtype) w = w.to(_compute);
+        if (dtype != w.dtype) w = w.to(dtype);
         return scope.MoveToOuter(w);
     }
 

@@ -96,11 +96,14 @@ public sealed class Linear8bit : QuantizedLinear
     public float[] RowScales() => QuantDTypes.ToSingles(SCB);
 
     /// <inheritdoc />
-    public override Tensor Dequantize()
+    public override Tensor Dequantize() => Dequantize(_compute);
+
+    /// <summary>The weight decoded in float32 (<c>CB * SCB / 127</c>, as bitsandbytes' int8_vectorwise_dequant), then cast to <paramref name="dtype"/>.</summary>
+    public override Tensor Dequantize(ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         Tensor w = weight.to(ScalarType.Float32).mul_(SCB.unsqueeze(1)).mul_(InverseOf127);
-        if (_compute != ScalarType.Float32) w = w.to(_compute);
+        if (dtype != ScalarType.Float32) w = w.to(dtype);
         return scope.MoveToOuter(w);
     }
 

@@ -1,6 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using PeftHost.Abstractions.Layers;
 using PeftHost.Engine.Peft;
+using PeftHost.Engine.Quantization;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Engine.Plugins;
 using PeftHost.Models;
 using PeftHost.Models.Config;
@@ -24,7 +27,8 @@ public static class FineTuningJob
     /// <summary>Runs it.</summary>
     public static TrainResult Run(FineTuningRequest request, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
     {
-        TrainingArguments args = TrainingArgumentsReader.Parse(request.Arguments, request.ArgumentsSource);
+        (JsonObject arguments, BitsAndBytesConfig? quantization) = SplitQuantization(request);
+        TrainingArguments args = TrainingArgumentsReader.Parse(arguments, request.ArgumentsSource);
         if ((request.AdapterConfigFile is null) == (request.InitAdapterFolder is null))
             throw new ArgumentException("Give exactly one of --adapter-config FILE.json (a fresh adapter) and --init-adapter DIR (an existing one).");
         string? resume = request.Resume switch
@@ -36,7 +40,9 @@ public static class FineTuningJob
 
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = request.PluginsFolder, HotReload = false });
         catalog.Scan();
-        (ModelConfig config, nn.Module model) = ModelFactory.Load(request.ModelFolder, device: request.Device);
+        (ModelConfig config, nn.Module model) = ModelFactory.Load(request.ModelFolder, ScalarType.Float32, request.Device, quantization);
+        // A quantized base (given or stored) is prepared as PEFT's prepare_model_for_kbit_training before the adapter is added.
+        if (model.modules().Any(m => m is QuantizedLinear)) KbitTraining.PrepareForKbitTraining(model);
         // The model folder's tokenizer, loaded when the data or a method asks for it (prompt tuning's TEXT initialisation).
         ITextTokenizer? tokenizer = null;
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.FromDirectory(request.ModelFolder);
@@ -60,6 +66,7 @@ public static class FineTuningJob
                 ["data_sha256"] = RunSettings.FileHash(request.DataFile),
                 ["eval_data_sha256"] = request.EvalDataFile is null ? null : RunSettings.FileHash(request.EvalDataFile),
                 ["adapter_config"] = adapterConfig,
+                ["quantization_config"] = quantization?.ToJson(),
             };
             var trainer = new Trainer(peft, args, train, eval, new TrainerOptions
             {
@@ -69,6 +76,29 @@ public static class FineTuningJob
             return trainer.Train(resume, cancel);
         }
     }
+
+    // The training config may carry transformers' quantization_config beside the TrainingArguments fields;
+    // the request's own quantization (the CLI's flags) takes its place.
+    private static (JsonObject Arguments, BitsAndBytesConfig? Quantization) SplitQuantization(FineTuningRequest request)
+    {
+        if (!request.Arguments.ContainsKey(QuantizationField)) return (request.Arguments, request.Quantization);
+        var arguments = (JsonObject)request.Arguments.DeepClone();
+        JsonNode? node = arguments[QuantizationField];
+        arguments.Remove(QuantizationField);
+        if (request.Quantization is not null || node is null) return (arguments, request.Quantization);
+        if (node is not JsonObject json)
+            throw new TrainingArgumentsException($"{request.ArgumentsSource}: field '{QuantizationField}' must be an object (transformers' BitsAndBytesConfig fields), got {node.ToJsonString()}.");
+        try
+        {
+            return (arguments, BitsAndBytesConfig.Parse(json, request.ArgumentsSource));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new TrainingArgumentsException(e.Message);
+        }
+    }
+
+    private const string QuantizationField = "quantization_config";
 
     /// <summary>The encoder of a model's rows (labels from config.json, the tokenizer loaded when a row needs it).</summary>
     public static ExampleEncoder Encoder(ModelConfig config, TaskKind task, Func<ITextTokenizer> tokenizer, TrainingArguments args)

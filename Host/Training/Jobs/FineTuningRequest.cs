@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using PeftHost.Formats.BitsAndBytes;
 using static TorchSharp.torch;
 
 namespace PeftHost.Training.Jobs;
@@ -29,6 +30,12 @@ public sealed record FineTuningRequest
 
     /// <summary>Resume: null = a new run; "" = the latest checkpoint of output_dir; else a checkpoint folder.</summary>
     public string? Resume { get; init; }
+
+    /// <summary>
+    /// Load the base quantized (QLoRA: transformers' <c>BitsAndBytesConfig</c>); it takes the place of the training
+    /// config's <c>quantization_config</c>. Null: that field's, else the base as stored.
+    /// </summary>
+    public BitsAndBytesConfig? Quantization { get; init; }
 
     /// <summary>The device.</summary>
     public Device Device { get; init; } = CPU;

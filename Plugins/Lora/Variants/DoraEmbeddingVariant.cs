@@ -27,7 +27,8 @@ public sealed class DoraEmbeddingVariant : DoraVariant
         using (no_grad())
         {
             Tensor delta = aT.matmul(bT).mul_(scaling);
-            norm = layer.WeightNorm(layer.Weight, delta).detach();
+            using Tensor weight = layer.BaseWeight.Read();
+            norm = layer.WeightNorm(weight, delta).detach();
         }
         Tensor scale = layer.Magnitude(adapter) / norm;
         return scope.MoveToOuter(scale * result + scale * lora);

@@ -16,8 +16,9 @@ public abstract class DoraVariant : ILoraVariant
     {
         using (no_grad())
         {
+            using Tensor weight = layer.BaseWeight.Read();
             using Tensor delta = layer.DeltaWeight(adapter);
-            using Tensor norm = layer.WeightNorm(layer.Weight, delta);
+            using Tensor norm = layer.WeightNorm(weight, delta);
             layer.MagnitudeVectors().Add(adapter, new DoraMagnitude(norm));
         }
     }

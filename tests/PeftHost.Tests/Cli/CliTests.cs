@@ -90,6 +90,10 @@ public class CliTests
         Assert.True(model["nf4_bytes"]!.GetValue<long>() < model["f32_bytes"]!.GetValue<long>());
         Assert.True(model["nf4_logits_max_error"]!.GetValue<double>() > 0);
         Assert.True(model["nf4_forward_seconds"]!.GetValue<double>() > 0);
+        Assert.True(model["qlora_forward_ratio"]!.GetValue<double>() > 0);
+        Assert.True(model["qlora_step_seconds"]!.GetValue<double>() > 0);
+        Assert.True(model["lora_step_seconds"]!.GetValue<double>() > 0);
+        Assert.True(model["adapter_trainable_parameters"]!.GetValue<long>() > 0);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Formats.Gguf;
 using static TorchSharp.torch;
 
@@ -23,6 +24,9 @@ public sealed record InferenceBackendOptions
 
     /// <summary>torch: the device (default CPU).</summary>
     public Device? Device { get; init; }
+
+    /// <summary>torch: quantize the base's linear layers as they load (QLoRA's 4-bit or 8-bit base), or null for the base as stored.</summary>
+    public BitsAndBytesConfig? Quantization { get; init; }
 
     /// <summary>llama and vulkan: the weight type of the base GGUF exported from <see cref="ModelFolder"/>.</summary>
     public GgmlType Quant { get; init; } = GgmlType.F32;

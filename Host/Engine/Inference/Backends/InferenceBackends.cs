@@ -6,9 +6,12 @@ namespace PeftHost.Engine.Inference.Backends;
 public static class InferenceBackends
 {
     /// <summary>Loads the model (and its adapters) on the chosen backend.</summary>
+    /// <exception cref="NotSupportedException">A bitsandbytes quantization is asked of a GGUF backend (they take a GGUF weight type instead).</exception>
     public static IInferenceBackend Open(InferenceBackendOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Quantization is { } q && options.Kind != InferenceBackendKind.Torch)
+            throw new NotSupportedException($"a {q} base (bitsandbytes quantization) runs on the torch backend; the {options.Kind.Name()} backend runs a GGUF base: choose its weight type with --quant.");
         return options.Kind switch
         {
             InferenceBackendKind.Torch => TorchBackend.Open(options),

@@ -1,3 +1,4 @@
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Models;
 using PeftHost.Models.Generation;
 using PeftHost.Tokenizers;
@@ -18,7 +19,7 @@ public sealed class TorchBackend : IInferenceBackend
     private readonly Device _device;
     private string[] _active;
 
-    private TorchBackend(AdaptedModel loaded, ICausalLM lm, ITextTokenizer? tokenizer, Device device, IReadOnlyList<AdapterSpec> adapters)
+    private TorchBackend(AdaptedModel loaded, ICausalLM lm, ITextTokenizer? tokenizer, Device device, IReadOnlyList<AdapterSpec> adapters, BitsAndBytesConfig? quantization)
     {
         _loaded = loaded;
         _lm = lm;
@@ -28,6 +29,7 @@ public sealed class TorchBackend : IInferenceBackend
         _active = [.. adapters.Select(a => a.Name)];
         ContextSize = loaded.Config.MaxPositions;
         Description = $"torch {device.type.ToString().ToLowerInvariant()}, {loaded.Model.parameters().First().dtype.ToString().ToLowerInvariant()}" +
+            (quantization is null ? "" : $", {quantization} base") +
             (adapters.Count > 0 ? $", adapters {string.Join(", ", adapters.Select(a => a.Name))} unmerged" : "");
     }
 
@@ -40,14 +42,14 @@ public sealed class TorchBackend : IInferenceBackend
             throw new NotSupportedException($"adapter '{scaled.Name}': the torch backend applies adapters at their trained scale (1); scale {scaled.Scale} needs --backend llama or vulkan.");
         ITextTokenizer? tokenizer = InferenceBackends.TryTokenizer(options.ModelFolder);
         Device device = options.Device ?? CPU;
-        AdaptedModel loaded = AdaptedModel.Load(options.ModelFolder, options.Adapters, options.PluginsFolder, options.DType, device);
+        AdaptedModel loaded = AdaptedModel.Load(options.ModelFolder, options.Adapters, options.PluginsFolder, options.DType, device, options.Quantization);
         if (loaded.Model is not ICausalLM lm)
         {
             string name = loaded.Model.GetType().Name;
             loaded.Dispose();
             throw new NotSupportedException($"{name} is not a causal language model: the inference backends run causal LMs (logits of a classifier: pefthost logits --backend torch).");
         }
-        return new TorchBackend(loaded, lm, tokenizer, device, options.Adapters);
+        return new TorchBackend(loaded, lm, tokenizer, device, options.Adapters, options.Quantization);
     }
 
     /// <inheritdoc/>
