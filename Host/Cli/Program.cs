@@ -13,7 +13,12 @@ var plugins = new Option<string>("--plugins")
     DefaultValueFactory = _ => CliPaths.DefaultPlugins,
     Recursive = true,
 };
-var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-reloadable tuner plugins.") { plugins };
+var verbose = new Option<bool>("--verbose")
+{
+    Description = "On an error, also print the exception's details and stack trace.",
+    Recursive = true,
+};
+var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-reloadable tuner plugins.") { plugins, verbose };
 root.Subcommands.Add(DoctorCommand.Create(plugins));
 root.Subcommands.Add(PluginsCommand.Create(plugins));
 root.Subcommands.Add(DemoCommand.Create(plugins));
@@ -32,4 +37,4 @@ bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 bench.Subcommands.Add(BenchChatTemplateCommand.Create());
 bench.Subcommands.Add(BenchQloraCommand.Create());
 root.Subcommands.Add(bench);
-return root.Parse(args).Invoke();
+return CliInvocation.Run(root.Parse(args), verbose);

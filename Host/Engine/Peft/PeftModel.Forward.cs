@@ -1,5 +1,6 @@
 using PeftHost.Abstractions.Layers;
 using PeftHost.Engine.Plugins;
+using PeftHost.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,7 +45,8 @@ public sealed partial class PeftModel
         {
             return forward();
         }
-        catch (Exception e) when (e is not PluginFaultException && FaultingPlugin(e) is { } slot)
+        // The model's input checks and a cancellation are the caller's, even when plugin code is on the stack (prompt learning's forward).
+        catch (Exception e) when (e is not (PluginFaultException or ModelInputException or OperationCanceledException) && FaultingPlugin(e) is { } slot)
         {
             throw new PluginFaultException(slot.Plugin.Manifest.Id, slot.Plugin.Manifest.Version, "forward", e);
         }
