@@ -36,5 +36,6 @@ bench.Subcommands.Add(BenchLoraCommand.Create(plugins));
 bench.Subcommands.Add(BenchGenerateCommand.Create(plugins));
 bench.Subcommands.Add(BenchChatTemplateCommand.Create());
 bench.Subcommands.Add(BenchQloraCommand.Create());
+bench.Subcommands.Add(BenchMemoryCommand.Create());
 root.Subcommands.Add(bench);
 return CliInvocation.Run(root.Parse(args), verbose);

@@ -49,11 +49,16 @@ public sealed partial class LoraModel
             Tensor b = Take(state, path + (embedding ? ".lora_embedding_B" : ".lora_B.weight"), adapter);
             Tensor? m = config.UseDora ? Take(state, path + ".lora_magnitude_vector", adapter) : null;
             (TorchSharp.Modules.Parameter bufA, TorchSharp.Modules.Parameter bufB) = layer.Factors(adapter);
+            foreach ((string name, Tensor t) in new[] { ("A", a), ("B", b) })
+                if (t.dim() != 2 || !t.is_floating_point())
+                    throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' factor {name} is {t.dtype} [{string.Join(", ", t.shape)}]; expected a floating-point matrix.");
             long r = a.shape[0];
             if (r > bufA.shape[0])
                 throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' has rank {r} but the loaded buffers hold rank {bufA.shape[0]}. Call PrepareForHotswap with the largest rank first{(_hotswapRank is { } prepared ? $" (prepared: {prepared})" : "")}.");
             if (a.shape[1] != bufA.shape[1] || b.shape[0] != bufB.shape[0] || b.shape[1] != r)
                 throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' factors are [{string.Join(", ", a.shape)}] and [{string.Join(", ", b.shape)}]; the model expects [r, {bufA.shape[1]}] and [{bufB.shape[0]}, r].");
+            if (m is not null && (!m.is_floating_point() || !m.shape.SequenceEqual(layer.Magnitude(adapter).shape)))
+                throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' magnitude is {m.dtype} [{string.Join(", ", m.shape)}]; expected floating-point [{string.Join(", ", layer.Magnitude(adapter).shape)}].");
             plan.Add((layer, path, a, b, m));
         }
 

@@ -62,7 +62,7 @@ public static class ErrorClassifier
     public static bool IsDocumented(Exception e)
     {
         Exception cause = Cause(e);
-        return Classify(cause) != ErrorKind.Failure || cause is IOException or UnauthorizedAccessException or InvalidOperationException
+        return Classify(cause) != ErrorKind.Failure || cause is IOException or UnauthorizedAccessException or InvalidOperationException or NotFiniteNumberException
             || cause.GetType().Namespace?.StartsWith("PeftHost.", StringComparison.Ordinal) == true;
     }
 

@@ -80,6 +80,11 @@ public class ExitCodeTests
         ExpectInputError(["logits", "--model", BaseLlama, "--inputs", Path.Combine(missing, "inputs.json"), "--out", output], "inputs.json");
         ExpectInputError(["logits", "--model", BaseLlama, "--adapter", missing, "--inputs", Path.Combine(BaseLlama, "inputs.json"), "--out", output], missing);
         ExpectInputError(["generate", "--model", BaseLlama, "--prompt", "p", "--temperature", "-1"], "--temperature");
+        string tiny = Path.Combine(dir.Path, "tiny");
+        ModelPresets.Write("llama", "tiny", tiny, 0);
+        ExpectInputError(["generate", "--model", tiny, "--prompt", "hello", "--max-new-tokens", "500"], "max_new_tokens 500", "context of 128");
+        ExpectInputError(["generate", "--model", tiny, "--prompt", "hello", "--max-new-tokens", "500", "--backend", "llama", "--cache", Path.Combine(dir.Path, "cache")], "context of 128");
+        ExpectInputError(["generate", "--model", tiny, "--prompt", "hello", "--stop", ""], "stop string is empty");
         ExpectInputError(["generate", "--model", BaseLlama, "--prompt", "p", "--backend", "tpu"], "tpu");
         ExpectInputError(["merge", "--model", BaseLlama, "--adapter", LoraAdapter, "--out", nonEmpty], nonEmpty, "--force");
         ExpectInputError(["make-model", "--arch", "resnet", "--out", Path.Combine(dir.Path, "m")], "--arch resnet");
