@@ -73,6 +73,40 @@ public sealed partial class LoraModel
         ReplaceConfig(adapter, config);
     }
 
+    /// <summary>
+    /// The adapter's state at its own rank (config <c>r</c> / <c>rank_pattern</c>): factors padded by
+    /// <see cref="PrepareForHotswap"/>, or holding a hotswapped adapter of lower rank, are exported without their zero
+    /// rows (A) and columns (B), so that a saved file matches its config and a plugin's next version imports it.
+    /// A tail that is not zero (trained after padding) is real weight and is exported whole.
+    /// </summary>
+    public new AdapterState ExportAdapter(string name)
+    {
+        AdapterState state = base.ExportAdapter(name);
+        LoraConfig config = GetConfig(name);
+        var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
+        using (no_grad())
+        {
+            foreach ((string path, LoraLayer layer) in Layers)
+            {
+                if (!layer.Adapters.Contains(name)) continue;
+                bool embedding = layer is LoraEmbedding;
+                string keyA = path + (embedding ? ".lora_embedding_A" : ".lora_A.weight"), keyB = path + (embedding ? ".lora_embedding_B" : ".lora_B.weight");
+                int r = config.RankAndAlpha(path).R;
+                if (!tensors.TryGetValue(keyA, out Tensor? a) || !tensors.TryGetValue(keyB, out Tensor? b) || a.shape[0] <= r) continue;
+                long padded = a.shape[0] - r;
+                using (Tensor tailA = a.narrow(0, r, padded))
+                using (Tensor tailB = b.narrow(1, r, padded))
+                using (Tensor nonZero = tailA.count_nonzero() + tailB.count_nonzero())
+                    if (nonZero.item<long>() != 0) continue;
+                using (Tensor headA = a.narrow(0, 0, r)) tensors[keyA] = headA.clone();
+                using (Tensor headB = b.narrow(1, 0, r)) tensors[keyB] = headB.clone();
+                a.Dispose();
+                b.Dispose();
+            }
+        }
+        return new AdapterState(state.Name, state.Config, tensors);
+    }
+
     private static Tensor Take(AdapterState state, string key, string adapter) =>
         state.Tensors.TryGetValue(key, out Tensor? t) ? t : throw new InvalidDataException($"Hotswap into '{adapter}': the new adapter has no tensor '{key}'.");
 

@@ -15,7 +15,7 @@ namespace PeftHost.Plugins.Lora;
 /// trainable flags are the base class's (only the active adapters train), to which <c>bias</c> adds biases.
 /// </summary>
 public sealed partial class LoraModel(ModelSurgeon model, TunerContext context, LoraTuner tuner)
-    : LayerTunerModel<LoraConfig, LoraLayer>(model, context, tuner), IHotswapModel, IWeightedAdapterModel, IWeightConversionModel
+    : LayerTunerModel<LoraConfig, LoraLayer>(model, context, tuner), ITunerModel, IHotswapModel, IWeightedAdapterModel, IWeightConversionModel // ITunerModel again: its ExportAdapter is LoRA's (LoraModel.Hotswap)
 {
     // Biases this tuner made trainable (bias "all" / "lora_only"), so it can take them back.
     private readonly List<Parameter> _trainableBiases = [];

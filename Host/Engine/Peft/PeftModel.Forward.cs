@@ -77,6 +77,7 @@ public sealed partial class PeftModel
         _lock.EnterReadLock();
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this); // disposed while this call waited
             T result = forward();
             if (result is Tensor output) CheckFinite(output);
             return result;

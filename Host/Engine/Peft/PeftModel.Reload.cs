@@ -1,4 +1,5 @@
 using PeftHost.Abstractions.State;
+using PeftHost.Abstractions.Tuning;
 using PeftHost.Engine.Plugins;
 using static TorchSharp.torch;
 
@@ -11,7 +12,7 @@ namespace PeftHost.Engine.Peft;
 public sealed partial class PeftModel
 {
     /// <summary>Whether an adapter of this model is served by <paramref name="plugin"/>.</summary>
-    bool IPluginUser.Uses(PluginAssembly plugin) => Read(() => _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
+    bool IPluginUser.Uses(PluginAssembly plugin) => Read(() => !_disposed && _slots.Any(s => ReferenceEquals(s.Plugin, plugin)));
 
     /// <summary>
     /// Hands this model's adapters from <paramref name="oldPlugin"/> to <paramref name="newPlugin"/>:
@@ -22,6 +23,12 @@ public sealed partial class PeftModel
     TunerSwap IPluginUser.BeginTunerSwap(PluginAssembly oldPlugin, PluginAssembly newPlugin)
     {
         _lock.EnterWriteLock();
+        if (_disposed)
+        {
+            // Disposed between the catalog's Uses and now: nothing of it runs the plugin any more.
+            _lock.ExitWriteLock();
+            return new TunerSwap(commit: () => { }, rollback: () => { });
+        }
         var snapshot = new List<(string PeftType, List<AdapterState> States)>();
         var suspended = new List<SuspendedSlot>();
         List<TunerSlot> oldSlots = _slots.Where(s => ReferenceEquals(s.Plugin, oldPlugin)).ToList();
@@ -120,6 +127,8 @@ public sealed partial class PeftModel
                 throw new InvalidOperationException($"Plugin {plugin.Label} does not serve {peftType}, which adapters {string.Join(", ", states.Select(s => s.Name))} use.");
             TunerSlot slot = Attach(peftType, plugin);
             foreach (AdapterState state in states) Guard(slot, "apply", () => slot.Model.ImportAdapter(state));
+            // Buffers padded for hotswap are exported at the adapters' own ranks: the new version pads them again.
+            if (_hotswapRank is int rank && slot.Model is IHotswapModel h) Guard(slot, "prepare hotswap", () => h.PrepareForHotswap(rank));
         }
         ApplyActive();
         foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = _enabled);

@@ -30,6 +30,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     private List<string> _active = [];
     private bool _enabled = true;
     private bool _disposed;
+    private int? _hotswapRank; // the last PrepareForHotswap, applied again to a plugin's new version after a reload
 
     /// <summary>Wraps <paramref name="baseModel"/>; adapters come from <paramref name="catalog"/>'s plugins.</summary>
     public PeftModel(nn.Module baseModel, PluginCatalog catalog)
@@ -188,6 +189,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetRank);
         foreach (TunerSlot slot in _slots)
             if (slot.Model is IHotswapModel h) Guard(slot, "prepare hotswap", () => h.PrepareForHotswap(targetRank));
+        _hotswapRank = targetRank;
     });
 
     /// <summary>Replaces the weights (and alpha/scaling) of the existing adapter <c>state.Name</c> in place.</summary>
@@ -422,20 +424,29 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     }
 
     /// <summary>Removes every adapter (the base model is restored exactly) and leaves the catalog.</summary>
+    /// <remarks>
+    /// Safe while a plugin reload or another thread's call waits for the model: those see it disposed. The lock is left
+    /// to the garbage collector (it holds no native resource), since a ReaderWriterLockSlim disposed while waited on throws.
+    /// </remarks>
     public void Dispose()
     {
         if (_disposed) return;
-        Write(() =>
+        _lock.EnterWriteLock();
+        try
         {
+            if (_disposed) return;
             foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
             _modulesToSave.Dispose();
             _adapterOrder.Clear();
             _adapterTypes.Clear();
             _active.Clear();
-        });
-        _disposed = true;
+            _disposed = true; // under the lock: whoever takes it next sees it
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
         _catalog.Unregister(this);
-        _lock.Dispose();
     }
 
     private TunerSlot SlotFor(string peftType, out bool created)
@@ -599,7 +610,11 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _lock.EnterWriteLock();
-        try { write(); }
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this); // disposed while this call waited
+            write();
+        }
         finally { _lock.ExitWriteLock(); }
     }
 }
