@@ -194,6 +194,29 @@ public sealed class HostilePluginTests : IDisposable
     }
 
     [Fact]
+    public void A_reload_that_rolls_back_leaves_a_merged_adapter_merged_once()
+    {
+        var model = new TwoBlocks();
+        using var peft = new PeftModel(model, _catalog);
+        using Tensor x = torch.randn(2, 8);
+        using Tensor baseOutput = model.forward(x);
+        peft.AddAdapter("a", Hostile("shape", targets: ["v_proj"]));
+        using Tensor unmerged = peft.Forward(x);
+        peft.Merge();
+
+        ReloadResult r = _catalog.Reload(Path.Combine(_plugins.Path, "hostile"));
+
+        Assert.False(r.Succeeded);
+        Assert.Contains("rolled back", r.Error);
+        Assert.Equal(["a"], peft.MergedAdapters);
+        using (Tensor merged = model.forward(x)) Assert.True(Tensors.MaxAbsDiff(merged, unmerged) < 1e-5);
+        peft.Unmerge();
+        using (peft.DisableAdapter())
+        using (Tensor after = peft.Forward(x))
+            Assert.True(Tensors.MaxAbsDiff(after, baseOutput) < 1e-5);
+    }
+
+    [Fact]
     public void An_export_a_file_cannot_hold_is_a_fault_and_nothing_is_written()
     {
         using var peft = new PeftModel(new TwoBlocks(), _catalog);
