@@ -219,15 +219,23 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         using (no_grad())
         {
             foreach ((string key, Tensor value) in ExpectedTensors(name))
-                tensors[key] = value.detach().to(CPU).clone();
+                tensors[key] = CpuCopy(value);
             foreach ((string path, TLayer layer) in _layers)
             {
                 if (!layer.Adapters.Contains(name) || !ExportsBaseLayer(path, config)) continue;
                 foreach (var (param, value) in layer.BaseLayer.named_parameters())
-                    tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
+                    tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = CpuCopy(value);
             }
         }
         return new AdapterState(name, config.ToJson(), tensors);
+    }
+
+    // A copy on the CPU; the detached view and the moved tensor in between are freed now, not by the finalizer.
+    private static Tensor CpuCopy(Tensor value)
+    {
+        using Tensor detached = value.detach();
+        using Tensor onCpu = detached.to(CPU);
+        return onCpu.clone();
     }
 
     /// <inheritdoc />

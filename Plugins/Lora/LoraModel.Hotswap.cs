@@ -96,8 +96,9 @@ public sealed partial class LoraModel
                 long padded = a.shape[0] - r;
                 using (Tensor tailA = a.narrow(0, r, padded))
                 using (Tensor tailB = b.narrow(1, r, padded))
-                using (Tensor nonZero = tailA.count_nonzero() + tailB.count_nonzero())
-                    if (nonZero.item<long>() != 0) continue;
+                using (Tensor nonZeroA = tailA.count_nonzero())
+                using (Tensor nonZeroB = tailB.count_nonzero())
+                    if (nonZeroA.item<long>() + nonZeroB.item<long>() != 0) continue;
                 using (Tensor headA = a.narrow(0, 0, r)) tensors[keyA] = headA.clone();
                 using (Tensor headB = b.narrow(1, 0, r)) tensors[keyB] = headB.clone();
                 a.Dispose();

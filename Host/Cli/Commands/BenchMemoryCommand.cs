@@ -33,6 +33,7 @@ internal static class BenchMemoryCommand
                         ["seconds"] = Math.Round(p.Seconds, 3), ["live_tensors_start"] = p.LiveTensorsStart, ["live_tensors_end"] = p.LiveTensorsEnd,
                         ["rss_start_mb"] = Mb(p.RssStartBytes), ["rss_end_mb"] = Mb(p.RssEndBytes), ["rss_growth_mb"] = Mb(p.RssGrowthBytes),
                         ["rss_samples_mb"] = new JsonArray([.. p.RssSamplesBytes.Select(b => JsonValue.Create(Mb(b)))]),
+                        ["managed_start_mb"] = Mb(p.ManagedStartBytes), ["managed_end_mb"] = Mb(p.ManagedEndBytes),
                     };
                 Console.WriteLine(o.ToJsonString());
             }
@@ -43,7 +44,7 @@ internal static class BenchMemoryCommand
     }
 
     private static void Print(MemoryBenchmark.Phase p) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{p.Name,-18} {p.Rounds} rounds in {p.Seconds:F1} s: live tensors {p.LiveTensorsStart} -> {p.LiveTensorsEnd}, RSS {Mb(p.RssStartBytes):F1} -> {Mb(p.RssEndBytes):F1} MiB ({Mb(p.RssGrowthBytes):+0.0;-0.0} MiB; samples {string.Join(" ", p.RssSamplesBytes.Select(b => Mb(b).ToString("F1", CultureInfo.InvariantCulture)))})"));
+        $"{p.Name,-18} {p.Rounds} rounds in {p.Seconds:F1} s: live tensors {p.LiveTensorsStart} -> {p.LiveTensorsEnd}, RSS {Mb(p.RssStartBytes):F1} -> {Mb(p.RssEndBytes):F1} MiB ({Mb(p.RssGrowthBytes):+0.0;-0.0} MiB; samples {string.Join(" ", p.RssSamplesBytes.Select(b => Mb(b).ToString("F1", CultureInfo.InvariantCulture)))}), managed heap {Mb(p.ManagedStartBytes):F1} -> {Mb(p.ManagedEndBytes):F1} MiB"));
 
     private static double Mb(long bytes) => Math.Round(bytes / 1048576.0, 2);
 }

@@ -24,13 +24,19 @@ public static class MemoryBenchmark
     /// <param name="RssStartBytes">Process RSS after the warm-up.</param>
     /// <param name="RssEndBytes">Process RSS after the last round.</param>
     /// <param name="RssSamplesBytes">RSS every tenth of the rounds (the last one included).</param>
-    public sealed record Phase(string Name, int Rounds, double Seconds, long LiveTensorsStart, long LiveTensorsEnd, long RssStartBytes, long RssEndBytes, IReadOnlyList<long> RssSamplesBytes)
+    /// <param name="ManagedStartBytes">The managed heap after the warm-up (live objects, after full collections).</param>
+    /// <param name="ManagedEndBytes">The managed heap after the last round: RSS growth beyond its growth is native (libtorch, the allocator, JIT code).</param>
+    public sealed record Phase(string Name, int Rounds, double Seconds, long LiveTensorsStart, long LiveTensorsEnd, long RssStartBytes, long RssEndBytes,
+        IReadOnlyList<long> RssSamplesBytes, long ManagedStartBytes, long ManagedEndBytes)
     {
         /// <summary>Live tensors gained over the rounds (0 when flat).</summary>
         public long LiveTensorGrowth => LiveTensorsEnd - LiveTensorsStart;
 
         /// <summary>RSS gained over the rounds.</summary>
         public long RssGrowthBytes => RssEndBytes - RssStartBytes;
+
+        /// <summary>Managed heap gained over the rounds.</summary>
+        public long ManagedGrowthBytes => ManagedEndBytes - ManagedStartBytes;
     }
 
     /// <summary>The figures of both phases and the load contexts of unloaded plugin versions still alive at the end.</summary>
@@ -97,7 +103,7 @@ public static class MemoryBenchmark
     private static Phase Measure(string name, int rounds, int warmup, Action<int> round)
     {
         for (int i = 0; i < warmup; i++) round(i);
-        (long liveStart, long rssStart) = Counts();
+        (long liveStart, long rssStart, long managedStart) = Counts();
         var samples = new List<long>();
         var clock = Stopwatch.StartNew();
         int every = Math.Max(1, rounds / 10);
@@ -107,14 +113,16 @@ public static class MemoryBenchmark
             if ((i + 1) % every == 0 || i == rounds - 1) samples.Add(Counts().Rss);
         }
         clock.Stop();
-        (long liveEnd, long rssEnd) = Counts();
-        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples);
+        (long liveEnd, long rssEnd, long managedEnd) = Counts();
+        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples, managedStart, managedEnd);
     }
 
     private static void Check(Tensor output, Tensor reference, string when)
     {
         using (output)
-        using (Tensor diff = (output - reference).abs().max())
+        using (Tensor delta = output - reference)
+        using (Tensor magnitude = delta.abs())
+        using (Tensor diff = magnitude.max())
         {
             double d = diff.item<float>();
             if (d > 1e-5) throw new InvalidOperationException($"The output changed {when}: max |diff| = {d}.");
@@ -122,14 +130,14 @@ public static class MemoryBenchmark
     }
 
     // After full collections, so that what finalizers free is not counted as held.
-    private static (long Live, long Rss) Counts()
+    private static (long Live, long Rss, long Managed) Counts()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
         using var process = Process.GetCurrentProcess();
         process.Refresh();
-        return (DisposeScopeManager.Statistics.ThreadTotalLiveCount, process.WorkingSet64);
+        return (DisposeScopeManager.Statistics.ThreadTotalLiveCount, process.WorkingSet64, GC.GetTotalMemory(forceFullCollection: false));
     }
 
     private static void CopyBuild(string from, string to)

@@ -91,7 +91,13 @@ internal sealed class ModulesToSave : IDisposable
     {
         using (no_grad())
             foreach (ModulesToSaveWrapper w in Of(adapter))
-                foreach ((string key, Tensor value) in w.AdapterTensors(adapter)) into[key] = value.detach().to(CPU).clone();
+                foreach ((string key, Tensor value) in w.AdapterTensors(adapter))
+                {
+                    // The detached handle and the moved one are freed now, not left to the finalizer.
+                    using Tensor detached = value.detach();
+                    using Tensor onCpu = detached.to(CPU);
+                    into[key] = onCpu.clone();
+                }
     }
 
     /// <summary>Whether the adapter has copies of any module.</summary>

@@ -54,7 +54,8 @@ public sealed partial class PeftModel
         if (serving.Count == 0) return;
         bool finite;
         using (no_grad())
-        using (Tensor all = output.isfinite().all())
+        using (Tensor each = output.isfinite())
+        using (Tensor all = each.all())
             finite = all.item<bool>();
         if (finite) return;
         TunerSlot first = serving[0];

@@ -40,6 +40,7 @@ public class ExitCodeTests
         { ["bench", "reload", "--count", "0"], "--count" },
         { ["bench", "models", "--threads", "0"], "--threads" },
         { ["bench", "lora", "--rounds", "0"], "--rounds" },
+        { ["bench", "memory", "--rounds", "0"], "--rounds" },
         { ["bench", "qlora", "--threads", "-1"], "--threads" },
         { ["bench", "vulkan", "--decode-tokens", "0"], "--decode-tokens" },
         { ["bench", "generate", "--bogus"], "--bogus" },
