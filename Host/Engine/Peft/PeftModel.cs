@@ -518,7 +518,6 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         catch (Exception e) { _logger.LogError(e, "Plugin {Plugin} failed during {Operation} while the host rolled back", slot.Plugin.Label, operation); }
     }
 
-
     private void ApplyActive()
     {
         _modulesToSave.SetActive(_active);

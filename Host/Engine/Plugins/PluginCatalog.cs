@@ -16,7 +16,8 @@ public sealed class PluginCatalog : IDisposable
     private readonly object _gate = new();
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal); // by plugin folder
-    private readonly List<Retired> _retiredContexts = [];
+    private readonly List<Retired> _retiredContexts = []; // unloaded versions whose contexts may still be alive
+    private int _retiredCount;
     private readonly List<WeakReference<IPluginUser>> _users = [];
     private readonly PluginTrustList? _trust;
     private readonly ILogger _logger;
@@ -138,7 +139,11 @@ public sealed class PluginCatalog : IDisposable
             Thread.Sleep(10);
         }
         List<Retired> alive;
-        lock (_gate) alive = [.. _retiredContexts.Where(r => r.Context.IsAlive)];
+        lock (_gate)
+        {
+            _retiredContexts.RemoveAll(r => !r.Context.IsAlive);
+            alive = [.. _retiredContexts];
+        }
         foreach (Retired r in alive.Where(r => !r.Reported))
         {
             r.Reported = true;
@@ -149,7 +154,7 @@ public sealed class PluginCatalog : IDisposable
     }
 
     /// <summary>The number of plugin versions unloaded so far.</summary>
-    public int RetiredCount { get { lock (_gate) return _retiredContexts.Count; } }
+    public int RetiredCount { get { lock (_gate) return _retiredCount; } }
 
     /// <summary>Tells the catalog that <paramref name="user"/> runs its plugins' code: reloads hand its state over (held weakly).</summary>
     internal void Register(IPluginUser user)
@@ -176,7 +181,7 @@ public sealed class PluginCatalog : IDisposable
             {
                 if (e.Loaded is null) continue;
                 e.Loaded.Unload();
-                _retiredContexts.Add(new Retired(e.Loaded));
+                AddRetired(e.Loaded);
             }
             _entries.Clear();
         }
@@ -220,7 +225,7 @@ public sealed class PluginCatalog : IDisposable
         {
             foreach (TunerSwap swap in Enumerable.Reverse(swaps)) swap.Rollback();
             next.Loaded.Unload();
-            lock (_gate) _retiredContexts.Add(new Retired(next.Loaded));
+            AddRetired(next.Loaded);
             return new ReloadResult(id, false, old.Manifest.Version, old.Manifest.Version, clock.Elapsed,
                 $"Handing the adapters to version {next.Loaded.Manifest.Version} failed, rolled back (version {old.Manifest.Version} keeps serving): {e.Message}");
         }
@@ -233,7 +238,18 @@ public sealed class PluginCatalog : IDisposable
     private void Retire(PluginAssembly plugin)
     {
         plugin.Unload();
-        lock (_gate) _retiredContexts.Add(new Retired(plugin));
+        AddRetired(plugin);
+    }
+
+    // Contexts already collected are dropped from the list (only the count stays), so that it does not grow with every reload.
+    private void AddRetired(PluginAssembly plugin)
+    {
+        lock (_gate)
+        {
+            _retiredContexts.RemoveAll(r => !r.Context.IsAlive);
+            _retiredContexts.Add(new Retired(plugin));
+            _retiredCount++;
+        }
     }
 
     // Uses() takes the user's own lock: it is asked outside the catalog's, since a model holding its lock may be
