@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 dotnet build Host.sln -c Release -v q
 pefthost=Host/Cli/bin/Release/net10.0/pefthost
 "$pefthost" bench reload --count 100 --json   # plugin hot reload: latency, leaked load contexts, RSS growth
+"$pefthost" bench memory --json               # 1000 adapter load/unload rounds and 1000 plugin reloads: RSS and live tensors flat, leaked contexts
 "$pefthost" bench models --json               # small Llama forward 4x128 and 32-token generation
 "$pefthost" bench lora --json                 # LoRA unmerged/merged vs base, adapter load, hotswap memory
 "$pefthost" bench qlora --json                # 4-bit base: bits per weight, base memory, NF4 logits error and forward time vs float32

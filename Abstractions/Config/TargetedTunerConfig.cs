@@ -19,7 +19,8 @@ public abstract class TargetedTunerConfig : TunerConfig
         {
             null => null,
             JsonValue v when v.TryGetValue(out string? s) => [s],
-            JsonArray a => a.Select(n => n?.GetValue<string>() ?? "").ToList(),
+            JsonArray a => a.Select(n => n is JsonValue v && v.TryGetValue(out string? s) ? s
+                : throw new TunerConfigException($"adapter config field 'layers_pattern': expected strings, got {n?.ToJsonString() ?? "null"}.")).ToList(),
             _ => throw new TunerConfigException($"adapter config field 'layers_pattern': expected a string or a list of strings, got {pattern.ToJsonString()}."),
         };
     }

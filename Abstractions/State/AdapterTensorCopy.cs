@@ -9,7 +9,7 @@ namespace PeftHost.Abstractions.State;
 public static class AdapterTensorCopy
 {
     /// <summary>Copies <paramref name="source"/>[key] into each <paramref name="targets"/>[key] (every key must be present in the source).</summary>
-    /// <exception cref="InvalidDataException">A tensor is missing or has another shape; nothing was copied.</exception>
+    /// <exception cref="InvalidDataException">A tensor is missing, has another shape, or holds integers or booleans where the model holds floating-point values; nothing was copied.</exception>
     public static void CopyChecked(string adapter, IEnumerable<KeyValuePair<string, Tensor>> targets, IReadOnlyDictionary<string, Tensor> source)
     {
         var pairs = targets.ToList();
@@ -22,6 +22,9 @@ public static class AdapterTensorCopy
             Tensor s = source[key];
             if (!s.shape.SequenceEqual(target.shape))
                 throw new InvalidDataException($"Adapter '{adapter}': tensor '{key}' has shape [{string.Join(", ", s.shape)}], the model expects [{string.Join(", ", target.shape)}].");
+            // A float file converts (float16 into float32 weights); integers or booleans for weights are not weights.
+            if (target.is_floating_point() && !s.is_floating_point())
+                throw new InvalidDataException($"Adapter '{adapter}': tensor '{key}' is {s.dtype}; the model expects floating-point values ({target.dtype}).");
         }
         using (no_grad())
         {

@@ -17,6 +17,8 @@ public static class AdapterNames
     {
         if (string.IsNullOrWhiteSpace(name)) return "it is empty";
         if (name.Contains('.')) return "it contains '.', which separates the segments of parameter paths";
+        if (name.IndexOfAny(['/', '\\']) >= 0) return "it contains a path separator, and a named adapter is saved in a folder of its name (save_pretrained)";
+        if (name.Any(char.IsControl)) return "it contains a control character";
         if (name == AdapterRouting.BaseModel) return $"'{AdapterRouting.BaseModel}' means the base model in mixed batches (adapter_names)";
         if (Reserved.Contains(name)) return $"'{name}' is already the name of a parameter or module in every tuner layer, so its tensors could not be told apart";
         return null;

@@ -309,17 +309,17 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
         using (no_grad())
         {
             foreach ((string key, Tensor value) in ModelTensors(name))
-                modelTensors[key] = value.detach().to(CPU).clone();
+                modelTensors[key] = CpuCopy(value);
             foreach ((string key, Tensor value) in ExpectedTensors(name))
-                tensors[key] = value.detach().to(CPU).clone();
+                tensors[key] = CpuCopy(value);
             foreach ((string path, TLayer layer) in _layers)
             {
                 if (!layer.Adapters.Contains(name) || !ExportsBaseLayer(path, config)) continue;
                 foreach (var (param, value) in layer.GetBaseLayer().named_parameters())
-                    tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = value.detach().to(CPU).clone();
+                    tensors[$"{path}.{TunerLayer.BaseLayerName}.{param}"] = CpuCopy(value);
             }
             foreach ((string key, Tensor value) in SavedBaseModelTensors(name))
-                tensors.TryAdd(key, value.detach().to(CPU).clone());
+                tensors.TryAdd(key, CpuCopy(value));
         }
         JsonObject json = config.ToJson();
         try
@@ -345,6 +345,14 @@ public abstract class LayerTunerModel<TConfig, TLayer> : ITunerModel
     /// <param name="config">Its config as it will be saved (may be changed).</param>
     /// <param name="tensors">Its tensors (may be changed).</param>
     protected virtual void OnExporting(string adapter, JsonObject config, IDictionary<string, Tensor> tensors) { }
+
+    // A copy on the CPU; the detached view and the moved tensor in between are freed now, not by the finalizer.
+    private static Tensor CpuCopy(Tensor value)
+    {
+        using Tensor detached = value.detach();
+        using Tensor onCpu = detached.to(CPU);
+        return onCpu.clone();
+    }
 
     /// <inheritdoc />
     public void DeleteAdapter(string name)

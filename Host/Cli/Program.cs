@@ -13,7 +13,12 @@ var plugins = new Option<string>("--plugins")
     DefaultValueFactory = _ => CliPaths.DefaultPlugins,
     Recursive = true,
 };
-var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-reloadable tuner plugins.") { plugins };
+var verbose = new Option<bool>("--verbose")
+{
+    Description = "On an error, also print the exception's details and stack trace.",
+    Recursive = true,
+};
+var root = new RootCommand("pefthost: parameter-efficient fine-tuning with hot-reloadable tuner plugins.") { plugins, verbose };
 root.Subcommands.Add(DoctorCommand.Create(plugins));
 root.Subcommands.Add(PluginsCommand.Create(plugins));
 root.Subcommands.Add(DemoCommand.Create(plugins));
@@ -36,5 +41,6 @@ bench.Subcommands.Add(BenchChatTemplateCommand.Create());
 bench.Subcommands.Add(BenchQloraCommand.Create(plugins));
 bench.Subcommands.Add(BenchTrainCommand.Create(plugins));
 bench.Subcommands.Add(BenchServeCommand.Create(plugins));
+bench.Subcommands.Add(BenchMemoryCommand.Create());
 root.Subcommands.Add(bench);
-return root.Parse(args).Invoke();
+return CliInvocation.Run(root.Parse(args), verbose);

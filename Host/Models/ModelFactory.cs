@@ -58,8 +58,11 @@ public static class ModelFactory
     /// ask for the same quantization (its compute dtype is used).
     /// </summary>
     /// <exception cref="InvalidDataException">The checkpoint does not fit the model or the quantization; the message names the tensor or field.</exception>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is not a floating-point type.</exception>
     public static (ModelConfig Config, nn.Module Model) Load(string folder, ScalarType dtype, Device? device, BitsAndBytesConfig? quantization)
     {
+        if (dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
+            throw new ArgumentException($"A model loads in float32, float16, bfloat16 or float64, not {dtype}.", nameof(dtype));
         ModelConfig config = ModelConfigReader.Read(folder);
         string configPath = Path.Combine(folder, "config.json");
         BitsAndBytesConfig? stored = BitsAndBytesCheckpoint.ReadConfig(config, configPath);

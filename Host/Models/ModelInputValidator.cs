@@ -110,14 +110,45 @@ public static class ModelInputValidator
             throw new ModelInputException(parameter, $"{parameter} holds {cache.Capacity} positions; writing {length} at position {start} would overflow it (create a larger cache).");
     }
 
-    /// <summary>Generation settings and the prompt: ids in [0, vocab), sampling settings in range.</summary>
+    /// <summary>Generation settings and the prompt: ids in [0, vocab), sampling settings in range, prompt plus new tokens within the context.</summary>
     public static void Generation(IReadOnlyList<long>? prompt, GenerationOptions? options, ModelConfig config)
     {
+        ArgumentNullException.ThrowIfNull(config);
         if (prompt is null || prompt.Count == 0) throw new ModelInputException(nameof(prompt), "The prompt is empty.");
-        if (options is null) throw new ModelInputException(nameof(options), "options is null.");
         for (int i = 0; i < prompt.Count; i++)
             if (prompt[i] < 0 || prompt[i] >= config.VocabSize)
                 throw new ModelInputException(nameof(prompt), $"prompt[{i}] is {prompt[i]}, outside the vocabulary [0, {config.VocabSize}) of the model (config vocab_size).");
+        Generation(prompt.Count, options, config.MaxPositions, "the model's context of {0} positions (config max_position_embeddings)");
+    }
+
+    /// <summary>
+    /// The same checks for a backend that is fed int ids (llama.cpp, the Vulkan device): ids in [0, <paramref name="vocabSize"/>),
+    /// sampling settings in range, prompt plus new tokens within <paramref name="contextSize"/>.
+    /// </summary>
+    public static void Generation(IReadOnlyList<int>? prompt, GenerationOptions? options, int vocabSize, int contextSize)
+    {
+        TokenIds(prompt, vocabSize, contextSize, nameof(prompt));
+        Generation(prompt!.Count, options, contextSize, "the context of {0} positions");
+    }
+
+    /// <summary>The ids of one sequence fed to a backend: at least one, each in [0, <paramref name="vocabSize"/>), no more than <paramref name="contextSize"/>.</summary>
+    public static void TokenIds(IReadOnlyList<int>? ids, int vocabSize, int contextSize, string parameter = "ids")
+    {
+        if (ids is null || ids.Count == 0) throw new ModelInputException(parameter, $"{parameter} is empty; expected at least one token id.");
+        if (ids.Count > contextSize)
+            throw new ModelInputException(parameter, $"{parameter} holds {ids.Count} tokens, more than the context of {contextSize} positions.");
+        for (int i = 0; i < ids.Count; i++)
+            if (ids[i] < 0 || ids[i] >= vocabSize)
+                throw new ModelInputException(parameter, $"{parameter}[{i}] is {ids[i]}, outside the vocabulary [0, {vocabSize}) of the model.");
+    }
+
+    private static void Generation(int promptLength, GenerationOptions? options, int contextSize, string context)
+    {
+        if (options is null) throw new ModelInputException(nameof(options), "options is null.");
+        if (options.MaxNewTokens < 1) throw new ModelInputException(nameof(options), $"max_new_tokens is {options.MaxNewTokens}; expected at least 1.");
+        if ((long)promptLength + options.MaxNewTokens > contextSize)
+            throw new ModelInputException(nameof(options),
+                $"{promptLength} prompt tokens + max_new_tokens {options.MaxNewTokens} exceed {string.Format(System.Globalization.CultureInfo.InvariantCulture, context, contextSize)}; ask for at most {Math.Max(0, contextSize - promptLength)} new tokens.");
         if (options.DoSample && !(options.Temperature > 0 && double.IsFinite(options.Temperature)))
             throw new ModelInputException(nameof(options), $"temperature is {options.Temperature}; sampling needs a positive, finite temperature.");
         if (options.TopK < 0) throw new ModelInputException(nameof(options), $"top_k is {options.TopK}; expected 0 (off) or more.");

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Tuning;
 using static TorchSharp.torch;
@@ -49,11 +50,16 @@ public sealed partial class LoraModel
             Tensor b = Take(state, path + (embedding ? ".lora_embedding_B" : ".lora_B.weight"), adapter);
             Tensor? m = config.UseDora ? Take(state, path + ".lora_magnitude_vector", adapter) : null;
             (TorchSharp.Modules.Parameter bufA, TorchSharp.Modules.Parameter bufB) = layer.Factors(adapter);
+            foreach ((string name, Tensor t) in new[] { ("A", a), ("B", b) })
+                if (t.dim() != 2 || !t.is_floating_point())
+                    throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' factor {name} is {t.dtype} [{string.Join(", ", t.shape)}]; expected a floating-point matrix.");
             long r = a.shape[0];
             if (r > bufA.shape[0])
                 throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' has rank {r} but the loaded buffers hold rank {bufA.shape[0]}. Call PrepareForHotswap with the largest rank first{(_hotswapRank is { } prepared ? $" (prepared: {prepared})" : "")}.");
             if (a.shape[1] != bufA.shape[1] || b.shape[0] != bufB.shape[0] || b.shape[1] != r)
                 throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' factors are [{string.Join(", ", a.shape)}] and [{string.Join(", ", b.shape)}]; the model expects [r, {bufA.shape[1]}] and [{bufB.shape[0]}, r].");
+            if (m is not null && (!m.is_floating_point() || !m.shape.SequenceEqual(layer.Magnitude(adapter).shape)))
+                throw new InvalidDataException($"Hotswap into '{adapter}': '{path}' magnitude is {m.dtype} [{string.Join(", ", m.shape)}]; expected floating-point [{string.Join(", ", layer.Magnitude(adapter).shape)}].");
             plan.Add((layer, path, a, b, m));
         }
 
@@ -66,6 +72,38 @@ public sealed partial class LoraModel
         foreach ((string path, LoraLayer layer) in held)
             if (!targeted.Contains(path)) layer.ZeroAdapter(adapter); // the new adapter leaves this module alone
         ReplaceConfig(adapter, config);
+    }
+
+    /// <summary>
+    /// The adapter's state at its own rank (config <c>r</c> / <c>rank_pattern</c>): factors padded by
+    /// <see cref="PrepareForHotswap"/>, or holding a hotswapped adapter of lower rank, are exported without their zero
+    /// rows (A) and columns (B), so that a saved file matches its config and a plugin's next version imports it.
+    /// A tail that is not zero (trained after padding) is real weight and is exported whole.
+    /// </summary>
+    protected override void OnExporting(string adapter, JsonObject savedConfig, IDictionary<string, Tensor> tensors)
+    {
+        LoraConfig config = GetConfig(adapter);
+        using (no_grad())
+        {
+            foreach ((string path, LoraLayer layer) in Layers)
+            {
+                if (!layer.Adapters.Contains(adapter)) continue;
+                bool embedding = layer is LoraEmbedding;
+                string keyA = path + (embedding ? ".lora_embedding_A" : ".lora_A.weight"), keyB = path + (embedding ? ".lora_embedding_B" : ".lora_B.weight");
+                int r = config.RankAndAlpha(path).R;
+                if (!tensors.TryGetValue(keyA, out Tensor? a) || !tensors.TryGetValue(keyB, out Tensor? b) || a.shape[0] <= r) continue;
+                long padded = a.shape[0] - r;
+                using (Tensor tailA = a.narrow(0, r, padded))
+                using (Tensor tailB = b.narrow(1, r, padded))
+                using (Tensor nonZeroA = tailA.count_nonzero())
+                using (Tensor nonZeroB = tailB.count_nonzero())
+                    if (nonZeroA.item<long>() + nonZeroB.item<long>() != 0) continue;
+                using (Tensor headA = a.narrow(0, 0, r)) tensors[keyA] = headA.clone();
+                using (Tensor headB = b.narrow(1, 0, r)) tensors[keyB] = headB.clone();
+                a.Dispose();
+                b.Dispose();
+            }
+        }
     }
 
     private static Tensor Take(AdapterState state, string key, string adapter) =>

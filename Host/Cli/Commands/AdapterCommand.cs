@@ -25,19 +25,18 @@ internal static class AdapterCommand
     {
         string configPath = Path.Combine(dir, AdapterFolder.ConfigFile);
         string weightsPath = Path.Combine(dir, AdapterFolder.WeightsFile);
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{Path.GetFullPath(dir)}: no such adapter folder.");
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"No {AdapterFolder.ConfigFile} in {Path.GetFullPath(dir)}.", configPath);
         JsonObject config;
-        SafetensorsFile weights;
         try
         {
-            if (!File.Exists(configPath)) throw new FileNotFoundException($"No {AdapterFolder.ConfigFile} in {Path.GetFullPath(dir)}.");
             config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object.");
-            weights = SafetensorsFile.Open(weightsPath);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or JsonException or UnauthorizedAccessException)
+        catch (JsonException e)
         {
-            Console.Error.WriteLine($"pefthost adapter inspect: {e.Message}");
-            return 2;
+            throw new InvalidDataException($"{configPath}: not valid JSON: {e.Message}", e);
         }
+        SafetensorsFile weights = SafetensorsFile.Open(weightsPath);
         using (weights)
         {
             long parameters = weights.Tensors.Sum(t => t.ElementCount);

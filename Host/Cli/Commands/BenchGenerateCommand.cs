@@ -19,18 +19,11 @@ internal static class BenchGenerateCommand
         var command = new Command("generate", "Prefill and decode tokens/s on every backend (torch, llama, vulkan), with and without LoRA.") { json, size, backends };
         command.SetAction(parse =>
         {
-            try
-            {
-                InferenceBackendKind[] kinds = [.. parse.GetValue(backends)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(InferenceBackendKinds.Parse)];
-                bool asJson = parse.GetValue(json);
-                var result = GenerateBenchmark.Run(parse.GetValue(size)!, parse.GetValue(pluginsOption)!, kinds, line => (asJson ? Console.Error : Console.Out).WriteLine(line));
-                if (asJson) Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
-                return 0;
-            }
-            catch (Exception e) when (CliErrors.IsUserError(e))
-            {
-                return CliErrors.Fail(e.Message);
-            }
+            InferenceBackendKind[] kinds = [.. parse.GetValue(backends)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(InferenceBackendKinds.Parse)];
+            bool asJson = parse.GetValue(json);
+            var result = GenerateBenchmark.Run(parse.GetValue(size)!, parse.GetValue(pluginsOption)!, kinds, line => (asJson ? Console.Error : Console.Out).WriteLine(line));
+            if (asJson) Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+            return 0;
         });
         return command;
     }

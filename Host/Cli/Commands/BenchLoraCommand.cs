@@ -11,8 +11,8 @@ internal static class BenchLoraCommand
     public static Command Create(Option<string> pluginsOption)
     {
         var json = new Option<bool>("--json") { Description = "End with one JSON object on the last line of stdout." };
-        var threads = new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 };
-        var rounds = new Option<int>("--rounds") { Description = "Interleaved forward rounds (medians are reported).", DefaultValueFactory = _ => 15 };
+        var threads = (new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 }).AtLeast(1);
+        var rounds = (new Option<int>("--rounds") { Description = "Interleaved forward rounds (medians are reported).", DefaultValueFactory = _ => 15 }).AtLeast(1);
         var command = new Command("lora", "Small Llama (hidden 512, 8 layers), float32, batch 4 x 128: base vs LoRA (r 16, alpha 32, q/k/v/o) unmerged and merged; load and hotswap.")
         {
             json, threads, rounds,

@@ -10,7 +10,7 @@ internal static class BenchModelsCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "End with one JSON object on the last line of stdout." };
-        var threads = new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 };
+        var threads = (new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 }).AtLeast(1);
         var command = new Command("models", "Small Llama (vocab 8192, hidden 512, 8 layers), float32: forward of 4 x 128 tokens and 32 greedy tokens with the KV cache.") { json, threads };
         command.SetAction(parse =>
         {

@@ -14,8 +14,8 @@ internal static class BenchQloraCommand
     public static Command Create(Option<string> pluginsOption)
     {
         var json = new Option<bool>("--json") { Description = "End with one JSON object on the last line of stdout." };
-        var threads = new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 };
-        var rounds = new Option<int>("--rounds") { Description = "Interleaved forward rounds (medians are reported).", DefaultValueFactory = _ => 5 };
+        var threads = (new Option<int>("--threads") { Description = "Intra-op threads.", DefaultValueFactory = _ => 2 }).AtLeast(1);
+        var rounds = (new Option<int>("--rounds") { Description = "Interleaved forward rounds (medians are reported).", DefaultValueFactory = _ => 5 }).AtLeast(1);
         var sizes = new Option<string>("--sizes") { Description = "Llama presets, comma-separated: tiny, small (hidden 512, 8 layers), medium (160M).", DefaultValueFactory = _ => "small,medium" };
         var command = new Command("qlora", "Llama presets in float32, NF4 and NF4 with double quantization (bitsandbytes' formats): bits per quantized weight, bytes of the base, logits error against float32, forward 4 x 128; the same LoRA adapter on the float32 and NF4 + double quantization bases (forward and training-step time, QLoRA over LoRA).")
         {

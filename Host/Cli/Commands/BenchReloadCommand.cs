@@ -12,7 +12,7 @@ internal static class BenchReloadCommand
 {
     public static Command Create()
     {
-        var count = new Option<int>("--count") { Description = "Number of reloads.", DefaultValueFactory = _ => 100 };
+        var count = (new Option<int>("--count") { Description = "Number of reloads.", DefaultValueFactory = _ => 100 }).AtLeast(1);
         var json = new Option<bool>("--json") { Description = "End with one JSON object on the last line of stdout." };
         var reload = new Command("reload", "Measure plugin hot reload: latency, leaked load contexts, memory growth.") { count, json };
         reload.SetAction(parse => Run(parse.GetValue(count), parse.GetValue(json)));
@@ -21,7 +21,6 @@ internal static class BenchReloadCommand
 
     private static int Run(int count, bool json)
     {
-        if (count < 1) { Console.Error.WriteLine("--count must be at least 1."); return 2; }
         ReloadBenchmark.Result r = ReloadBenchmark.Run(Path.Combine(CliPaths.DefaultPlugins, "lora"), CliPaths.ReloadBenchLora, count);
         double growth = r.RssGrowthBytes / (1024.0 * 1024.0);
         Console.WriteLine($"reloads          {r.Reloads}");
@@ -38,6 +37,6 @@ internal static class BenchReloadCommand
             };
             Console.WriteLine(o.ToJsonString());
         }
-        return r.LeakedContexts == 0 ? 0 : 1;
+        return r.LeakedContexts == 0 ? ExitCodes.Success : ExitCodes.Failure;
     }
 }

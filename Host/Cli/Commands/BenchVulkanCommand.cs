@@ -24,7 +24,7 @@ internal static class BenchVulkanCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var types = new Option<string>("--types") { Description = "Comma-separated weight types.", DefaultValueFactory = _ => "f32,f16,q8_0,q4_0" };
         var size = new Option<string>("--size") { Description = "make-model llama size.", DefaultValueFactory = _ => "medium" };
-        var decode = new Option<int>("--decode-tokens") { Description = "Decode steps timed.", DefaultValueFactory = _ => 16 };
+        var decode = (new Option<int>("--decode-tokens") { Description = "Decode steps timed.", DefaultValueFactory = _ => 16 }).AtLeast(1);
         var command = new Command("vulkan", "Vulkan kernels and the device Llama forward: GB/s and tokens/s per weight type.") { json, types, size, decode };
         command.SetAction(parse =>
         {
@@ -78,10 +78,6 @@ internal static class BenchVulkanCommand
                     Console.WriteLine(report.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
                 }
                 return 0;
-            }
-            catch (Exception e) when (CliErrors.IsUserError(e))
-            {
-                return CliErrors.Fail(e.Message);
             }
             finally
             {

@@ -22,31 +22,24 @@ internal static class ExportCommand
         var command = new Command("export", "Write the model (adapters merged) or a LoRA adapter as GGUF (llama.cpp's format).") { model, adapter, format, quant, output };
         command.SetAction(parse =>
         {
-            try
+            string[] adapters = parse.GetValue(adapter) ?? [];
+            string? q = parse.GetValue(quant);
+            switch (parse.GetValue(format))
             {
-                string[] adapters = parse.GetValue(adapter) ?? [];
-                string? q = parse.GetValue(quant);
-                switch (parse.GetValue(format))
-                {
-                    case "gguf":
-                        GgufExportSummary s = LlamaGgufExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters),
-                            parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f16"), parse.GetValue(output)!);
-                        Console.WriteLine($"{s.Name}: llama, {s.Layers} layers, {GgmlTypeTraits.Name(s.Quant)}, {s.MergedAdapters} adapter(s) merged -> {parse.GetValue(output)}");
-                        return 0;
-                    case "gguf-lora":
-                        if (adapters.Length != 1) return CliErrors.Fail($"--format gguf-lora writes one adapter: give exactly one --adapter ({adapters.Length} given).");
-                        GgufLoraSummary l = GgufLoraExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters[0], 0).Folder,
-                            parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f32"), parse.GetValue(output)!);
-                        Console.WriteLine(FormattableString.Invariant(
-                            $"{l.Name}: GGUF-LoRA for llama, {l.Weights} weights, rank {string.Join("/", l.Ranks)}, alpha {l.Alpha}, {GgmlTypeTraits.Name(l.Quant)} -> {parse.GetValue(output)}"));
-                        return 0;
-                    default:
-                        return CliErrors.Fail($"unknown format '{parse.GetValue(format)}': use gguf or gguf-lora.");
-                }
-            }
-            catch (Exception e) when (CliErrors.IsUserError(e))
-            {
-                return CliErrors.Fail(e.Message);
+                case "gguf":
+                    GgufExportSummary s = LlamaGgufExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters),
+                        parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f16"), parse.GetValue(output)!);
+                    Console.WriteLine($"{s.Name}: llama, {s.Layers} layers, {GgmlTypeTraits.Name(s.Quant)}, {s.MergedAdapters} adapter(s) merged -> {parse.GetValue(output)}");
+                    return 0;
+                case "gguf-lora":
+                    if (adapters.Length != 1) return CliErrors.Fail($"--format gguf-lora writes one adapter: give exactly one --adapter ({adapters.Length} given).");
+                    GgufLoraSummary l = GgufLoraExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters[0], 0).Folder,
+                        parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f32"), parse.GetValue(output)!);
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"{l.Name}: GGUF-LoRA for llama, {l.Weights} weights, rank {string.Join("/", l.Ranks)}, alpha {l.Alpha}, {GgmlTypeTraits.Name(l.Quant)} -> {parse.GetValue(output)}"));
+                    return 0;
+                default:
+                    return CliErrors.Fail($"unknown format '{parse.GetValue(format)}': use gguf or gguf-lora.");
             }
         });
         return command;

@@ -35,7 +35,7 @@ internal static class GenerateCommand
         var backend = new Option<string>("--backend") { Description = "torch | llama | vulkan.", DefaultValueFactory = _ => "torch" };
         var device = new Option<string>("--device") { Description = "torch: cpu | cuda | cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "torch: f32 | f16 | bf16.", DefaultValueFactory = _ => "f32" };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads (torch: intra-op; llama: decode threads; default: all)." };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads (torch: intra-op; llama: decode threads; default: all)." }.AtLeast(1);
         var quant = new Option<string>("--quant") { Description = "llama, vulkan: weight type of the exported base, f32 | f16 | q8_0 | q4_0.", DefaultValueFactory = _ => "q4_0" };
         var gguf = new Option<string?>("--gguf") { Description = "llama, vulkan: run this base GGUF instead of exporting one from --model." };
         var cache = new Option<string?>("--cache") { Description = "llama, vulkan: folder of exported GGUF files (default $XDG_CACHE_HOME/pefthost/gguf)." };
@@ -46,77 +46,67 @@ internal static class GenerateCommand
         QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
-            try
+            InferenceBackendKind kind = InferenceBackendKinds.Parse(parse.GetValue(backend)!);
+            if (parse.GetValue(maxNew) < 1) return CliErrors.Fail("--max-new-tokens must be at least 1.");
+            double t = parse.GetValue(temperature);
+            if (t < 0) return CliErrors.Fail("--temperature must be 0 (greedy) or positive.");
+            if (parse.GetValue(topK) < 0) return CliErrors.Fail("--top-k must be 0 (off) or positive.");
+            double p = parse.GetValue(topP);
+            if (p <= 0 || p > 1) return CliErrors.Fail("--top-p must be in (0, 1].");
+            if (parse.GetValue(repetition) <= 0) return CliErrors.Fail("--repetition-penalty must be positive.");
+            if (parse.GetValue(threads) is int n && kind == InferenceBackendKind.Torch) torch.set_num_threads(n);
+            var settings = new TextGenerationSettings
             {
-                InferenceBackendKind kind = InferenceBackendKinds.Parse(parse.GetValue(backend)!);
-                if (parse.GetValue(maxNew) < 1) return CliErrors.Fail("--max-new-tokens must be at least 1.");
-                double t = parse.GetValue(temperature);
-                if (t < 0) return CliErrors.Fail("--temperature must be 0 (greedy) or positive.");
-                if (parse.GetValue(topK) < 0) return CliErrors.Fail("--top-k must be 0 (off) or positive.");
-                double p = parse.GetValue(topP);
-                if (p <= 0 || p > 1) return CliErrors.Fail("--top-p must be in (0, 1].");
-                if (parse.GetValue(repetition) <= 0) return CliErrors.Fail("--repetition-penalty must be positive.");
-                if (parse.GetValue(threads) is int n)
+                Chat = parse.GetValue(chat),
+                SystemPrompt = parse.GetValue(system),
+                StopStrings = parse.GetValue(stop) ?? [],
+                Generation = new GenerationOptions
                 {
-                    if (n < 1) return CliErrors.Fail("--threads must be at least 1.");
-                    if (kind == InferenceBackendKind.Torch) torch.set_num_threads(n);
-                }
-                var settings = new TextGenerationSettings
-                {
-                    Chat = parse.GetValue(chat),
-                    SystemPrompt = parse.GetValue(system),
-                    StopStrings = parse.GetValue(stop) ?? [],
-                    Generation = new GenerationOptions
-                    {
-                        MaxNewTokens = parse.GetValue(maxNew),
-                        DoSample = t > 0,
-                        Temperature = t > 0 ? t : 1.0,
-                        TopK = parse.GetValue(topK),
-                        TopP = p,
-                        RepetitionPenalty = parse.GetValue(repetition),
-                        Seed = parse.GetValue(seed),
-                    },
-                };
-                var options = new InferenceBackendOptions
-                {
-                    Kind = kind,
-                    ModelFolder = parse.GetValue(model)!,
-                    Adapters = AdapterArguments.Parse(parse.GetValue(adapter), parse.GetValue(adapterScale)),
-                    PluginsFolder = parse.GetValue(pluginsOption)!,
-                    DType = TensorBridge.ParseDType(parse.GetValue(dtype)!),
-                    Device = TorchDevice.Parse(parse.GetValue(device)!),
-                    Quant = GgufQuant.Parse(parse.GetValue(quant)!),
-                    GgufFile = parse.GetValue(gguf),
-                    Threads = parse.GetValue(threads),
-                    CacheDirectory = parse.GetValue(cache),
-                    Quantization = quantization.Read(parse),
-                };
-                // Generated text is UTF-8 whatever the locale says (a C locale would print ? for every non-ASCII character).
-                Console.OutputEncoding = new System.Text.UTF8Encoding(false);
-                TextWriter output = Console.Out;
-                void Print(string piece)
-                {
-                    output.Write(piece);
-                    output.Flush();
-                }
-                void Opened(IInferenceBackend b)
-                {
-                    if (b.Kind == InferenceBackendKind.Torch && options.Quantization is null) return;
-                    Console.Error.WriteLine($"[{b.Description}]");
-                    foreach (MergedAdapter m in b.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
-                }
-                TextGenerationResult result = TextGenerator.Run(options, parse.GetValue(prompt)!, settings, Print, Opened);
-                output.WriteLine();
-                int count = result.GeneratedIds.Count;
-                Console.Error.WriteLine(FormattableString.Invariant(
-                    $"[{result.PromptIds.Count} prompt tokens, {count} generated in {result.Seconds:F2} s ({count / Math.Max(result.Seconds, 1e-9):F1} tokens/s), stop: {Reason(result.FinishReason)}]"));
-                return 0;
-            }
-            catch (Exception e) when (CliErrors.IsUserError(e))
+                    MaxNewTokens = parse.GetValue(maxNew),
+                    DoSample = t > 0,
+                    Temperature = t > 0 ? t : 1.0,
+                    TopK = parse.GetValue(topK),
+                    TopP = p,
+                    RepetitionPenalty = parse.GetValue(repetition),
+                    Seed = parse.GetValue(seed),
+                },
+            };
+            var options = new InferenceBackendOptions
             {
-                Console.Out.Flush();
-                return CliErrors.Fail(e.Message);
+                Kind = kind,
+                ModelFolder = parse.GetValue(model)!,
+                Adapters = AdapterArguments.Parse(parse.GetValue(adapter), parse.GetValue(adapterScale)),
+                PluginsFolder = parse.GetValue(pluginsOption)!,
+                DType = TensorBridge.ParseDType(parse.GetValue(dtype)!),
+                Device = TorchDevice.Parse(parse.GetValue(device)!),
+                Quant = GgufQuant.Parse(parse.GetValue(quant)!),
+                GgufFile = parse.GetValue(gguf),
+                Threads = parse.GetValue(threads),
+                CacheDirectory = parse.GetValue(cache),
+                Quantization = quantization.Read(parse),
+            };
+            // Generated text is UTF-8 whatever the locale says (a C locale would print ? for every non-ASCII character).
+            Console.OutputEncoding = new System.Text.UTF8Encoding(false);
+            TextWriter output = Console.Out;
+            void Print(string piece)
+            {
+                // Ctrl+C stops the generation between tokens (exit 130), after what was printed so far.
+                CliInvocation.Cancellation.ThrowIfCancellationRequested();
+                output.Write(piece);
+                output.Flush();
             }
+            void Opened(IInferenceBackend b)
+            {
+                if (b.Kind == InferenceBackendKind.Torch && options.Quantization is null) return;
+                Console.Error.WriteLine($"[{b.Description}]");
+                foreach (MergedAdapter m in b.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
+            }
+            TextGenerationResult result = TextGenerator.Run(options, parse.GetValue(prompt)!, settings, Print, Opened);
+            output.WriteLine();
+            int count = result.GeneratedIds.Count;
+            Console.Error.WriteLine(FormattableString.Invariant(
+                $"[{result.PromptIds.Count} prompt tokens, {count} generated in {result.Seconds:F2} s ({count / Math.Max(result.Seconds, 1e-9):F1} tokens/s), stop: {Reason(result.FinishReason)}]"));
+            return 0;
         });
         return command;
     }

@@ -27,7 +27,7 @@ internal static class LogitsCommand
         var backend = new Option<string>("--backend") { Description = "torch | llama | vulkan.", DefaultValueFactory = _ => "torch" };
         var device = new Option<string>("--device") { Description = "torch: cpu | cuda | cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "torch: f32 | f16 | bf16.", DefaultValueFactory = _ => "f32" };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads (torch: intra-op; llama: decode threads; default: all)." };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads (torch: intra-op; llama: decode threads; default: all)." }.AtLeast(1);
         var quant = new Option<string>("--quant") { Description = "llama, vulkan: weight type of the exported base, f32 | f16 | q8_0 | q4_0.", DefaultValueFactory = _ => "f32" };
         var gguf = new Option<string?>("--gguf") { Description = "llama, vulkan: run this base GGUF instead of exporting one from --model." };
         var cache = new Option<string?>("--cache") { Description = "llama, vulkan: folder of exported GGUF files (default $XDG_CACHE_HOME/pefthost/gguf)." };
@@ -38,44 +38,36 @@ internal static class LogitsCommand
         QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
-            try
+            InferenceBackendKind kind = InferenceBackendKinds.Parse(parse.GetValue(backend)!);
+            IReadOnlyList<AdapterSpec> adapters = AdapterArguments.Parse(parse.GetValue(adapter), parse.GetValue(adapterScale));
+            PeftHost.Formats.BitsAndBytes.BitsAndBytesConfig? bnb = quantization.Read(parse);
+            if (kind != InferenceBackendKind.Torch)
             {
-                InferenceBackendKind kind = InferenceBackendKinds.Parse(parse.GetValue(backend)!);
-                IReadOnlyList<AdapterSpec> adapters = AdapterArguments.Parse(parse.GetValue(adapter), parse.GetValue(adapterScale));
-                if (parse.GetValue(threads) is int n && n < 1) return CliErrors.Fail("--threads must be at least 1.");
-                PeftHost.Formats.BitsAndBytes.BitsAndBytesConfig? bnb = quantization.Read(parse);
-                if (kind != InferenceBackendKind.Torch)
+                if (parse.GetValue(merge)) return CliErrors.Fail($"--merge is for --backend torch: the {kind.Name()} backend applies LoRA unmerged and merges only what it cannot apply.");
+                var options = new InferenceBackendOptions
                 {
-                    if (parse.GetValue(merge)) return CliErrors.Fail($"--merge is for --backend torch: the {kind.Name()} backend applies LoRA unmerged and merges only what it cannot apply.");
-                    var options = new InferenceBackendOptions
-                    {
-                        Kind = kind,
-                        ModelFolder = parse.GetValue(model)!,
-                        Adapters = adapters,
-                        PluginsFolder = parse.GetValue(pluginsOption)!,
-                        Quant = GgufQuant.Parse(parse.GetValue(quant)!),
-                        GgufFile = parse.GetValue(gguf),
-                        Threads = parse.GetValue(threads),
-                        CacheDirectory = parse.GetValue(cache),
-                        Quantization = bnb,
-                    };
-                    using IInferenceBackend opened = InferenceBackends.Open(options);
-                    foreach (MergedAdapter m in opened.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
-                    long[] backendShape = BackendLogits.Run(opened, parse.GetValue(inputs)!, parse.GetValue(output)!);
-                    Console.WriteLine($"logits [{string.Join(", ", backendShape)}] -> {parse.GetValue(output)} ({opened.Description})");
-                    return 0;
-                }
-                if (parse.GetValue(merge) && adapters.Count == 0) return CliErrors.Fail("--merge needs at least one --adapter to merge.");
-                if (parse.GetValue(threads) is int t) torch.set_num_threads(t);
-                long[] shape = LogitsRunner.Run(parse.GetValue(model)!, adapters, parse.GetValue(inputs)!, parse.GetValue(output)!,
-                    parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(merge), bnb);
-                Console.WriteLine($"logits [{string.Join(", ", shape)}] -> {parse.GetValue(output)}");
+                    Kind = kind,
+                    ModelFolder = parse.GetValue(model)!,
+                    Adapters = adapters,
+                    PluginsFolder = parse.GetValue(pluginsOption)!,
+                    Quant = GgufQuant.Parse(parse.GetValue(quant)!),
+                    GgufFile = parse.GetValue(gguf),
+                    Threads = parse.GetValue(threads),
+                    CacheDirectory = parse.GetValue(cache),
+                    Quantization = bnb,
+                };
+                using IInferenceBackend opened = InferenceBackends.Open(options);
+                foreach (MergedAdapter m in opened.MergedAdapters) Console.Error.WriteLine($"[adapter '{m.Name}' merged into the base: {m.Reason}]");
+                long[] backendShape = BackendLogits.Run(opened, parse.GetValue(inputs)!, parse.GetValue(output)!);
+                Console.WriteLine($"logits [{string.Join(", ", backendShape)}] -> {parse.GetValue(output)} ({opened.Description})");
                 return 0;
             }
-            catch (Exception e) when (CliErrors.IsUserError(e))
-            {
-                return CliErrors.Fail(e.Message);
-            }
+            if (parse.GetValue(merge) && adapters.Count == 0) return CliErrors.Fail("--merge needs at least one --adapter to merge.");
+            if (parse.GetValue(threads) is int t) torch.set_num_threads(t);
+            long[] shape = LogitsRunner.Run(parse.GetValue(model)!, adapters, parse.GetValue(inputs)!, parse.GetValue(output)!,
+                parse.GetValue(pluginsOption)!, TensorBridge.ParseDType(parse.GetValue(dtype)!), TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(merge), bnb);
+            Console.WriteLine($"logits [{string.Join(", ", shape)}] -> {parse.GetValue(output)}");
+            return 0;
         });
         return command;
     }

@@ -16,17 +16,9 @@ internal static class MakeModelCommand
         var command = new Command("make-model", "Write a random-initialised model folder in Hugging Face's layout.") { arch, size, output, seed };
         command.SetAction(parse =>
         {
-            try
-            {
-                ModelConfig config = ModelPresets.Write(parse.GetValue(arch)!, parse.GetValue(size)!, parse.GetValue(output)!, parse.GetValue(seed));
-                Console.WriteLine($"{config.Architecture} ({parse.GetValue(arch)} {parse.GetValue(size)}: vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumLayers} layers) -> {parse.GetValue(output)}");
-                return 0;
-            }
-            catch (ArgumentException e)
-            {
-                Console.Error.WriteLine("error: " + e.Message);
-                return 1;
-            }
+            ModelConfig config = ModelPresets.Write(parse.GetValue(arch)!, parse.GetValue(size)!, parse.GetValue(output)!, parse.GetValue(seed));
+            Console.WriteLine($"{config.Architecture} ({parse.GetValue(arch)} {parse.GetValue(size)}: vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumLayers} layers) -> {parse.GetValue(output)}");
+            return 0;
         });
         return command;
     }

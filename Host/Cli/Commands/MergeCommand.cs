@@ -1,6 +1,5 @@
 using System.CommandLine;
 using PeftHost.Engine.Inference;
-using PeftHost.Engine.Plugins;
 using PeftHost.Models.Checkpoint;
 
 namespace PeftHost.Cli.Commands;
@@ -23,23 +22,14 @@ internal static class MergeCommand
         var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force, quantize, doubleQuant };
         command.SetAction(parse =>
         {
-            try
-            {
-                string[] adapters = parse.GetValue(adapter) ?? [];
-                string? d = parse.GetValue(dtype);
-                MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, AdapterArguments.Parse(adapters), parse.GetValue(output)!,
-                    parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force),
-                    quantize: QuantizationArguments.ForOutput(parse.GetValue(quantize), parse.GetValue(doubleQuant)));
-                Console.WriteLine(FormattableString.Invariant(
-                    $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));
-                return 0;
-            }
-            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or KeyNotFoundException or PluginFaultException
-                                           or PeftHost.Abstractions.Config.TunerConfigException)
-            {
-                Console.Error.WriteLine("error: " + e.Message);
-                return 1;
-            }
+            string[] adapters = parse.GetValue(adapter) ?? [];
+            string? d = parse.GetValue(dtype);
+            MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, AdapterArguments.Parse(adapters), parse.GetValue(output)!,
+                parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force),
+                quantize: QuantizationArguments.ForOutput(parse.GetValue(quantize), parse.GetValue(doubleQuant)));
+            Console.WriteLine(FormattableString.Invariant(
+                $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));
+            return 0;
         });
         return command;
     }

@@ -15,15 +15,7 @@ internal static class PluginsCommand
         command.SetAction(parse =>
         {
             using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = parse.GetValue(pluginsOption)! });
-            try
-            {
-                catalog.Scan();
-            }
-            catch (Exception e) when (e is DirectoryNotFoundException or UnauthorizedAccessException or IOException)
-            {
-                Console.Error.WriteLine($"pefthost plugins: cannot read the plugins folder: {e.Message}");
-                return 2;
-            }
+            catalog.Scan(); // a missing folder: DirectoryNotFoundException (exit 2), an unreadable one: exit 1
             if (parse.GetValue(json))
             {
                 Console.WriteLine(PluginJson.ToJson(catalog.Plugins).ToJsonString(new JsonSerializerOptions { WriteIndented = false }));

@@ -1,6 +1,6 @@
-using System.Text.Json.Nodes;
 using PeftHost.Engine.Inference.Backends;
 using PeftHost.Formats.Safetensors;
+using PeftHost.Models;
 
 namespace PeftHost.Engine.Inference;
 
@@ -12,16 +12,27 @@ namespace PeftHost.Engine.Inference;
 public static class BackendLogits
 {
     /// <summary>Runs every row and writes <paramref name="outPath"/>; returns the shape.</summary>
+    /// <exception cref="InvalidDataException">inputs.json is malformed, or an id is outside the vocabulary (the message names the file and the entry).</exception>
+    /// <exception cref="NotSupportedException">The attention mask pads a row.</exception>
     public static long[] Run(IInferenceBackend backend, string inputsPath, string outPath, IReadOnlyList<AdapterScale>? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        JsonNode json = JsonNode.Parse(File.ReadAllText(inputsPath)) ?? throw new InvalidDataException($"{inputsPath}: empty.");
-        int[][] rows = [.. (json["input_ids"]?.AsArray() ?? throw new InvalidDataException($"{inputsPath}: no input_ids."))
-            .Select(r => r!.AsArray().Select(v => v!.GetValue<int>()).ToArray())];
-        if (rows.Length == 0 || rows.Any(r => r.Length != rows[0].Length || r.Length == 0))
-            throw new InvalidDataException($"{inputsPath}: input_ids must be a non-empty rectangular batch.");
-        if (json["attention_mask"] is JsonArray mask && mask.Any(r => r!.AsArray().Any(v => v!.GetValue<int>() != 1)))
-            throw new NotSupportedException($"the {backend.Kind.Name()} backend runs unpadded rows: attention_mask must be all ones (run padded batches with --backend torch).");
+        ModelInputs.Arrays inputs = ModelInputs.ReadArrays(inputsPath);
+        if (inputs.AttentionMask is { } mask && mask.Cast<long>().Any(v => v != 1))
+            throw new NotSupportedException($"{inputsPath}: the {backend.Kind.Name()} backend runs unpadded rows: attention_mask must be all ones (run padded batches with --backend torch).");
+        int[][] rows = new int[inputs.InputIds.GetLength(0)][];
+        for (int b = 0; b < rows.Length; b++)
+        {
+            rows[b] = new int[inputs.InputIds.GetLength(1)];
+            for (int t = 0; t < rows[b].Length; t++)
+            {
+                long id = inputs.InputIds[b, t];
+                // Checked here, where the file and the field are known (the backend checks its ids again).
+                if (id < 0 || id >= backend.VocabSize)
+                    throw new InvalidDataException($"{inputsPath}: input_ids[{b}][{t}] is {id}, outside the vocabulary [0, {backend.VocabSize}) of the model.");
+                rows[b][t] = (int)id;
+            }
+        }
         int vocab = backend.VocabSize;
         var all = new float[(long)rows.Length * rows[0].Length * vocab];
         for (int b = 0; b < rows.Length; b++)

@@ -19,11 +19,13 @@ public static class LogitsRunner
     /// adapter given is active, and with <paramref name="merge"/> merged into the base weights before
     /// the forward. Returns the output's shape.
     /// </summary>
+    /// <exception cref="InvalidDataException">inputs.json is malformed or does not fit the model (ids outside the vocabulary, a bad mask, longer than the context).</exception>
     public static long[] Run(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string inputsPath, string outPath, string pluginsFolder, ScalarType dtype, Device device, bool merge = false,
         BitsAndBytesConfig? quantization = null)
     {
-        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, dtype, device, quantization);
+        // The inputs first: a bad file is reported before any weights are read.
         using ModelInputs inputs = ModelInputs.Read(inputsPath);
+        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, dtype, device, quantization);
         ModelInputs onDevice = inputs.To(device);
         try
         {
@@ -36,11 +38,16 @@ public static class LogitsRunner
             };
             if (merge) loaded.MergeActiveAdapters();
             // A causal LM with adapters goes through PEFT's causal LM forward, so prompt-learning adapters add their virtual tokens.
-            using Tensor logits = loaded.Run(() =>
+            Tensor Forward()
             {
                 using (torch.no_grad())
                     return loaded.Peft is { } peft && model is ICausalLM ? peft.CausalLMForward(onDevice.InputIds, onDevice.AttentionMask) : forward();
-            });
+            }
+            Tensor result;
+            // Every tensor the forward checks came from the file: its errors name the file.
+            try { result = loaded.Run(Forward); }
+            catch (ModelInputException e) { throw new InvalidDataException($"{inputsPath}: {e.Message}", e); }
+            using Tensor logits = result;
             SafetensorsWriter.Write(outPath, [TensorBridge.ToWrite("logits", logits.to(ScalarType.Float32))], new Dictionary<string, string> { ["format"] = "pt" });
             return logits.shape;
         }

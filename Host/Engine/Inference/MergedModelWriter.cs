@@ -50,8 +50,7 @@ public static class MergedModelWriter
     /// <paramref name="quantize"/> the merged linear layers are quantized (the others kept in float32) and the
     /// folder written in bitsandbytes' layout, as transformers saves a quantized model.
     /// </summary>
-    /// <exception cref="IOException"><paramref name="outFolder"/> is not empty and <paramref name="force"/> is false, or it is the base folder.</exception>
-    /// <exception cref="ArgumentException">No adapter is given.</exception>
+    /// <exception cref="ArgumentException">No adapter is given; <paramref name="outFolder"/> is a file, the base folder, or not empty while <paramref name="force"/> is false.</exception>
     public static Result Merge(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string outFolder, string pluginsFolder,
         ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes, BitsAndBytesConfig? quantize = null)
     {
@@ -121,10 +120,10 @@ public static class MergedModelWriter
     private static void CheckOutput(string modelFolder, string outFolder, bool force)
     {
         if (string.Equals(Path.GetFullPath(modelFolder).TrimEnd('/'), Path.GetFullPath(outFolder).TrimEnd('/'), StringComparison.Ordinal))
-            throw new IOException($"The output folder '{outFolder}' is the base model's folder: write the merged model elsewhere.");
-        if (File.Exists(outFolder)) throw new IOException($"The output '{outFolder}' is a file, not a folder.");
+            throw new ArgumentException($"The output folder '{outFolder}' is the base model's folder: write the merged model elsewhere.");
+        if (File.Exists(outFolder)) throw new ArgumentException($"The output '{outFolder}' is a file, not a folder.");
         if (Directory.Exists(outFolder) && Directory.EnumerateFileSystemEntries(outFolder).Any() && !force)
-            throw new IOException($"The output folder '{outFolder}' exists and is not empty: pass --force to overwrite it.");
+            throw new ArgumentException($"The output folder '{outFolder}' exists and is not empty: pass --force to overwrite it.");
     }
 
     // A forced overwrite must not leave an older checkpoint's shards or index beside the new one: loaders would read them.

@@ -50,6 +50,8 @@ public static class TextGenerator
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(settings);
+        if (settings.StopStrings.Any(string.IsNullOrEmpty))
+            throw new ArgumentException("A stop string is empty: it would match before the first token (give each --stop some text).", nameof(settings));
         var stopIds = new HashSet<long>(settings.Generation.StopTokenIds);
         foreach (int id in tokenizer.EosTokenIds) stopIds.Add(id);
         GenerationOptions options = settings.Generation with { StopTokenIds = stopIds };

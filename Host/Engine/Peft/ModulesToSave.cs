@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Layers;
 using PeftHost.Abstractions.State;
 using PeftHost.Abstractions.Surgery;
@@ -28,11 +29,11 @@ internal sealed class ModulesToSave : IDisposable
     /// <summary>The config with PEFT's task heads added to <c>modules_to_save</c> (task_type SEQ_CLS); the config itself when nothing is added.</summary>
     public static JsonObject WithTaskHeads(JsonObject config)
     {
-        if (config["task_type"]?.GetValue<string>() != "SEQ_CLS") return config;
+        if (TaskType(config) != "SEQ_CLS") return config;
         JsonObject copy = (JsonObject)config.DeepClone();
         var list = copy["modules_to_save"] as JsonArray ?? new JsonArray();
         foreach (string head in SequenceClassificationHeads)
-            if (!list.Any(n => n?.GetValue<string>() == head)) list.Add(head);
+            if (!Names(copy).Contains(head)) list.Add(head);
         copy["modules_to_save"] = list;
         return copy;
     }
@@ -67,7 +68,7 @@ internal sealed class ModulesToSave : IDisposable
         try
         {
             IReadOnlyList<string> paths = PathsOf(config);
-            if (config["modules_to_save"] is JsonArray { Count: > 0 } && paths.Count == 0 && config["task_type"]?.GetValue<string>() != "SEQ_CLS")
+            if (config["modules_to_save"] is JsonArray { Count: > 0 } && paths.Count == 0 && TaskType(config) != "SEQ_CLS")
                 throw new ArgumentException($"Adapter '{adapter}': modules_to_save {config["modules_to_save"]!.ToJsonString()} matched no module of the model.");
             foreach (string path in paths)
             {
@@ -96,7 +97,13 @@ internal sealed class ModulesToSave : IDisposable
     {
         using (no_grad())
             foreach (ModulesToSaveWrapper w in Of(adapter))
-                foreach ((string key, Tensor value) in w.AdapterTensors(adapter)) into[key] = value.detach().to(CPU).clone();
+                foreach ((string key, Tensor value) in w.AdapterTensors(adapter))
+                {
+                    // The detached handle and the moved one are freed now, not left to the finalizer.
+                    using Tensor detached = value.detach();
+                    using Tensor onCpu = detached.to(CPU);
+                    into[key] = onCpu.clone();
+                }
     }
 
     /// <summary>Whether the adapter has copies of any module.</summary>
@@ -163,8 +170,8 @@ internal sealed class ModulesToSave : IDisposable
     // The module paths a config's modules_to_save selects (a path equal to a name or ending in ".name").
     private IReadOnlyList<string> PathsOf(JsonObject config)
     {
-        if (config["modules_to_save"] is not JsonArray names || names.Count == 0) return [];
-        var wanted = names.Select(n => n?.GetValue<string>() ?? "").Where(n => n.Length > 0).ToList();
+        List<string> wanted = Names(config);
+        if (wanted.Count == 0) return [];
         return _surgeon.NamedModules()
             .Where(m => m.Module is not TunerLayer && !m.Path.Contains(".modules_to_save.") && !m.Path.Contains(".original_module")
                         && wanted.Any(n => m.Path == n || m.Path.EndsWith("." + n, StringComparison.Ordinal)))
@@ -195,4 +202,20 @@ internal sealed class ModulesToSave : IDisposable
             foreach (var (n, p) in from.named_parameters()) target[n].copy_(p);
         }
     }
+
+    // The host reads these two fields before the tuner parses the config: a value of another type is the config's error, named.
+    private static string? TaskType(JsonObject config) => config["task_type"] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out string? t) => t,
+        JsonNode other => throw new TunerConfigException($"task_type must be a string such as \"CAUSAL_LM\" or \"SEQ_CLS\", not {other.ToJsonString()}."),
+    };
+
+    private static List<string> Names(JsonObject config) => config["modules_to_save"] switch
+    {
+        null => [],
+        JsonArray names => [.. names.Select(n => n is JsonValue v && v.TryGetValue(out string? name) ? name
+            : throw new TunerConfigException($"modules_to_save must list module names (strings); it holds {n?.ToJsonString() ?? "null"}.")).Where(n => n.Length > 0)],
+        JsonNode other => throw new TunerConfigException($"modules_to_save must be a list of module names, not {other.ToJsonString()}."),
+    };
 }

@@ -22,8 +22,11 @@ public sealed partial class PeftModel
     /// <param name="attentionMask">[batch, seq] for the real tokens (1 = token, 0 = padding); the virtual tokens are always attended.</param>
     /// <param name="adapterNames">Mixed-batch inference, PEFT's <c>adapter_names</c> (see <see cref="Run{T}"/>); layer tuners only.</param>
     /// <exception cref="InvalidOperationException">The base model is not a causal LM.</exception>
+    /// <exception cref="ArgumentException"><paramref name="adapterNames"/> does not give one name per row.</exception>
     public Tensor CausalLMForward(Tensor inputIds, Tensor? attentionMask = null, IReadOnlyList<string>? adapterNames = null)
     {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        CheckRows(inputIds, adapterNames, nameof(inputIds));
         var causal = BaseModel as ICausalLM
             ?? throw new InvalidOperationException($"The base model {BaseModel.GetType().Name} is not a causal LM ({nameof(ICausalLM)}).");
         return Run(() =>

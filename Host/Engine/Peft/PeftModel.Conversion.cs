@@ -52,7 +52,7 @@ public sealed partial class PeftModel
         TunerSlot slot = SlotOf(name);
         if (slot.Model is not IWeightConversionModel conversion)
             throw new NotSupportedException($"Adapter '{name}' is {slot.PeftType}, whose plugin ({slot.Plugin.Label}) cannot convert an adapter against the untouched base weights; only methods whose initialisation changes them (LoRA's PiSSA and OLoRA) can.");
-        using AdapterState trained = Guard(slot, "export", () => slot.Model.ExportAdapter(name));
+        using AdapterState trained = Exported(slot, name);
         AdapterState result = Guard(slot, "convert", () => conversion.ConvertFromInitial(trained, initial));
         if (!_modulesToSave.Holds(name)) return result;
         var tensors = new Dictionary<string, Tensor>(result.Tensors, StringComparer.Ordinal);

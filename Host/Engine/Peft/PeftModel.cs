@@ -31,6 +31,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     private List<string> _active = [];
     private bool _enabled = true;
     private bool _disposed;
+    private int? _hotswapRank; // the last PrepareForHotswap, applied again to a plugin's new version after a reload
 
     /// <summary>Wraps <paramref name="baseModel"/>; adapters come from <paramref name="catalog"/>'s plugins.</summary>
     public PeftModel(nn.Module baseModel, PluginCatalog catalog)
@@ -66,11 +67,14 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>Adds an adapter from an <c>adapter_config.json</c> object, freshly initialised; it becomes active when none is.</summary>
     /// <exception cref="KeyNotFoundException">No plugin serves the config's peft_type.</exception>
     /// <exception cref="PluginFaultException">The plugin threw; the model is left as it was.</exception>
+    /// <exception cref="ArgumentException">The name is invalid or taken.</exception>
+    /// <exception cref="Abstractions.Config.TunerConfigException">The config has no peft_type string, or the plugin refuses it.</exception>
     public void AddAdapter(string name, JsonObject config) => Write(() =>
     {
+        ArgumentNullException.ThrowIfNull(config);
         EnsureNewName(name);
         config = ModulesToSave.WithTaskHeads(config);
-        string peftType = config["peft_type"]?.GetValue<string>() ?? throw new ArgumentException($"Adapter '{name}': the config has no peft_type.");
+        string peftType = PeftTypeOf(config, name);
         TunerSlot slot = SlotFor(peftType, out bool created);
         try
         {
@@ -86,9 +90,13 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     });
 
     /// <summary>Adds an adapter from exported state (config, tensors by PEFT keys).</summary>
+    /// <exception cref="ArgumentException">The name is invalid or taken.</exception>
+    /// <exception cref="InvalidDataException">A tensor is missing, unexpected, or of the wrong shape (nothing is applied).</exception>
     public void ImportAdapter(AdapterState state) => Write(() =>
     {
+        ArgumentNullException.ThrowIfNull(state);
         EnsureNewName(state.Name);
+        PeftTypeOf(state.Config, state.Name);
         (Dictionary<string, Tensor> tunerTensors, Dictionary<string, Tensor> copies) = _modulesToSave.Split(state.Config, state.Tensors);
         var tunerState = new AdapterState(state.Name, state.Config, tunerTensors) { ModelTensors = state.ModelTensors };
         TunerSlot slot = SlotFor(state.PeftType, out bool created);
@@ -109,7 +117,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     public AdapterState ExportAdapter(string name) => Read(() =>
     {
         TunerSlot slot = SlotOf(name);
-        AdapterState state = Guard(slot, "export", () => slot.Model.ExportAdapter(name));
+        AdapterState state = Exported(slot, name);
         if (!_modulesToSave.Holds(name)) return state;
         var tensors = new Dictionary<string, Tensor>(state.Tensors, StringComparer.Ordinal);
         _modulesToSave.Export(name, tensors);
@@ -202,19 +210,26 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// </summary>
     public void PrepareForHotswap(int targetRank) => Write(() =>
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetRank);
         foreach (TunerSlot slot in _slots)
             if (slot.Model is IHotswapModel h) Guard(slot, "prepare hotswap", () => h.PrepareForHotswap(targetRank));
+        _hotswapRank = targetRank;
     });
 
     /// <summary>Replaces the weights (and alpha/scaling) of the existing adapter <c>state.Name</c> in place.</summary>
     /// <exception cref="NotSupportedException">The adapter's method cannot hotswap.</exception>
     /// <exception cref="InvalidDataException">The new adapter targets modules the loaded one does not, or does not fit its buffers.</exception>
+    /// <exception cref="InvalidOperationException">The adapter is merged.</exception>
     public void Hotswap(AdapterState state) => Write(() =>
     {
+        ArgumentNullException.ThrowIfNull(state);
         TunerSlot slot = SlotOf(state.Name);
-        if (state.PeftType != slot.PeftType)
-            throw new InvalidDataException($"Hotswap into '{state.Name}': the new adapter is {state.PeftType}, the loaded one {slot.PeftType}.");
+        string peftType = PeftTypeOf(state.Config, state.Name);
+        if (peftType != slot.PeftType)
+            throw new InvalidDataException($"Hotswap into '{state.Name}': the new adapter is {peftType}, the loaded one {slot.PeftType}.");
         if (slot.Model is not IHotswapModel h) throw new NotSupportedException($"{slot.PeftType} adapters cannot be hotswapped.");
+        // Its weights are in the base: swapping them now would unmerge the new ones and leave the old ones in.
+        if (MergedNow().Contains(state.Name)) throw new InvalidOperationException($"Hotswap into '{state.Name}': the adapter is merged into the base weights; unmerge it first.");
         IReadOnlySet<string> copyKeys = _modulesToSave.KeysOf(state.Name);
         var tunerState = new AdapterState(state.Name, state.Config, state.Tensors.Where(t => !copyKeys.Contains(t.Key)).ToDictionary(t => t.Key, t => t.Value))
         {
@@ -230,7 +245,15 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// </summary>
     public void AddWeightedAdapter(IReadOnlyList<string> adapters, IReadOnlyList<double> weights, string newName, string combinationType = "svd", int? svdRank = null) => Write(() =>
     {
+        ArgumentNullException.ThrowIfNull(adapters);
+        ArgumentNullException.ThrowIfNull(weights);
         EnsureNewName(newName);
+        if (adapters.Count == 0) throw new ArgumentException("add_weighted_adapter needs at least one adapter.", nameof(adapters));
+        if (weights.Count != adapters.Count)
+            throw new ArgumentException($"add_weighted_adapter: {weights.Count} weights for {adapters.Count} adapters ({string.Join(", ", adapters)}); give one weight per adapter.", nameof(weights));
+        if (weights.FirstOrDefault(w => !double.IsFinite(w), 0) is var bad && !double.IsFinite(bad))
+            throw new ArgumentException($"add_weighted_adapter: weight {bad} is not a finite number.", nameof(weights));
+        if (svdRank is <= 0) throw new ArgumentOutOfRangeException(nameof(svdRank), svdRank, "svd_rank must be positive.");
         var slots = adapters.Select(SlotOf).Distinct().ToList();
         if (slots.Count != 1) throw new ArgumentException("add_weighted_adapter combines adapters of one method only.");
         TunerSlot slot = slots[0];
@@ -247,7 +270,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         _adapterOrder.Remove(name);
         _adapterTypes.Remove(name);
         _active.Remove(name);
-        if (slot.Model.Adapters.Count == 0) DropSlot(slot);
+        if (AdaptersOfSlot(slot).Count == 0) DropSlot(slot);
         _modulesToSave.Delete(name);
         ApplyActive();
     });
@@ -255,10 +278,24 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <summary>Makes these adapters (one or several) the active ones.</summary>
     public void SetActiveAdapters(params string[] names) => Write(() =>
     {
+        ArgumentNullException.ThrowIfNull(names);
+        if (names.GroupBy(n => n).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new ArgumentException($"SetActiveAdapters names '{twice.Key}' twice.", nameof(names));
         foreach (string n in names)
             if (!_adapterTypes.ContainsKey(n)) throw new KeyNotFoundException($"No adapter named '{n}' (adapters: {string.Join(", ", _adapterOrder)}).");
+        List<string> previous = _active;
         _active = [.. names];
-        ApplyActive();
+        try
+        {
+            ApplyActive();
+        }
+        catch
+        {
+            // All or nothing: the tuners that took the new set go back to the old one.
+            _active = previous;
+            TryApplyActive();
+            throw;
+        }
     });
 
     /// <summary>
@@ -272,8 +309,23 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         set => Write(() =>
         {
             if (!value) UnmergeAll();
+            bool previous = _enabled;
+            var done = new List<TunerSlot>();
+            try
+            {
+                foreach (TunerSlot s in _slots)
+                {
+                    Guard(s, "enable", () => s.Model.Enabled = value);
+                    done.Add(s);
+                }
+            }
+            catch
+            {
+                // All or nothing: the tuners already switched are switched back (a second fault there is logged).
+                foreach (TunerSlot s in done) TryPlugin(s, "enable", () => s.Model.Enabled = previous);
+                throw;
+            }
             _enabled = value;
-            foreach (TunerSlot s in _slots) Guard(s, "enable", () => s.Model.Enabled = value);
             _modulesToSave.Enabled = value;
         });
     }
@@ -287,7 +339,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     }
 
     /// <summary>The adapters merged into the base weights.</summary>
-    public IReadOnlyList<string> MergedAdapters => Read(() => (IReadOnlyList<string>)_slots.SelectMany(s => s.Model.MergedAdapters).ToList());
+    public IReadOnlyList<string> MergedAdapters => Read(MergedNow);
 
     /// <summary>
     /// Merges adapters (default: the active ones) into the base weights. With
@@ -296,8 +348,11 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     /// <exception cref="NotSupportedException">An adapter's method cannot merge (prompt learning).</exception>
     public void Merge(IReadOnlyList<string>? adapters = null, bool safeMerge = false) => Write(() =>
     {
-        IReadOnlyList<string> names = adapters ?? _active;
-        foreach (string n in names) SlotOf(n);
+        foreach (string n in adapters ?? _active) SlotOf(n);
+        // As PEFT's merge_adapter: an adapter merged already is skipped (merging it twice would add it twice).
+        var merged = MergedNow().ToHashSet(StringComparer.Ordinal);
+        List<string> names = [.. (adapters ?? _active).Distinct().Where(n => !merged.Contains(n))];
+        if (names.Count == 0) return;
         var done = new List<TunerSlot>();
         try
         {
@@ -305,7 +360,7 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
             {
                 var mine = names.Where(n => _adapterTypes[n] == slot.PeftType).ToList();
                 if (mine.Count == 0) continue;
-                if (!slot.Model.CanMerge)
+                if (!Guard(slot, "merge", () => slot.Model.CanMerge))
                 {
                     string? reason = Guard(slot, "merge", () => slot.Model.CannotMergeReason);
                     throw new NotSupportedException($"{slot.PeftType} adapters ({string.Join(", ", mine)}) cannot be merged into the base weights{(reason is null ? "." : ": " + reason)}");
@@ -432,20 +487,29 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     }
 
     /// <summary>Removes every adapter (the base model is restored exactly) and leaves the catalog.</summary>
+    /// <remarks>
+    /// Safe while a plugin reload or another thread's call waits for the model: those see it disposed. The lock is left
+    /// to the garbage collector (it holds no native resource), since a ReaderWriterLockSlim disposed while waited on throws.
+    /// </remarks>
     public void Dispose()
     {
         if (_disposed) return;
-        Write(() =>
+        _lock.EnterWriteLock();
+        try
         {
+            if (_disposed) return;
             foreach (TunerSlot slot in _slots.ToList()) DropSlot(slot);
             _modulesToSave.Dispose();
             _adapterOrder.Clear();
             _adapterTypes.Clear();
             _active.Clear();
-        });
-        _disposed = true;
+            _disposed = true; // under the lock: whoever takes it next sees it
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
         _catalog.Unregister(this);
-        _lock.Dispose();
     }
 
     private TunerSlot SlotFor(string peftType, out bool created)
@@ -491,12 +555,43 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         if (slot.Surgeon.ReplacedPaths.Count > 0) slot.Surgeon.RestoreAll();
     }
 
+    // The adapter is in its tuner: the host lists it and activates it when none is active. If the tuners refuse the
+    // active set, the adapter is taken out again (all or nothing).
     private void Registered(string name, string peftType)
     {
         _adapterOrder.Add(name);
         _adapterTypes[name] = peftType;
-        if (_active.Count == 0) _active.Add(name);
-        ApplyActive();
+        bool activated = _active.Count == 0;
+        if (activated) _active.Add(name);
+        try
+        {
+            ApplyActive();
+        }
+        catch
+        {
+            _adapterOrder.Remove(name);
+            _adapterTypes.Remove(name);
+            if (activated) _active.Remove(name);
+            _modulesToSave.Delete(name);
+            TunerSlot slot = _slots.First(s => s.PeftType == peftType);
+            TryPlugin(slot, "delete", () => slot.Model.DeleteAdapter(name));
+            if (AdaptersOfSlot(slot).Count == 0) DropSlot(slot);
+            TryApplyActive();
+            throw;
+        }
+    }
+
+    // Cleanup after a fault: a second fault is logged, the first one is what the caller gets.
+    private void TryApplyActive()
+    {
+        try { ApplyActive(); }
+        catch (Exception e) { _logger.LogError(e, "Restoring the active adapters after a fault failed"); }
+    }
+
+    private void TryPlugin(TunerSlot slot, string operation, Action action)
+    {
+        try { action(); }
+        catch (Exception e) { _logger.LogError(e, "Plugin {Plugin} failed during {Operation} while the host rolled back", slot.Plugin.Label, operation); }
     }
 
     private void ApplyActive()
@@ -519,10 +614,16 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
         catch
         {
             Guard(slot, "delete", () => slot.Model.DeleteAdapter(name));
-            if (slotCreated || slot.Model.Adapters.Count == 0) DropSlot(slot);
+            if (slotCreated || AdaptersOfSlot(slot).Count == 0) DropSlot(slot);
             throw;
         }
     }
+
+    // peft_type read without trusting the JSON: a missing or non-string value is a config error naming the adapter.
+    private static string PeftTypeOf(JsonObject config, string name) =>
+        config["peft_type"] is JsonValue v && v.TryGetValue(out string? peftType) && !string.IsNullOrWhiteSpace(peftType)
+            ? peftType
+            : throw new Abstractions.Config.TunerConfigException($"Adapter '{name}': the config's peft_type must name a PEFT method, e.g. \"LORA\" (found {config["peft_type"]?.ToJsonString() ?? "none"}).");
 
     private void EnsureNewName(string name)
     {
@@ -584,7 +685,11 @@ public sealed partial class PeftModel : IPluginUser, IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _lock.EnterWriteLock();
-        try { write(); }
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this); // disposed while this call waited
+            write();
+        }
         finally { _lock.ExitWriteLock(); }
     }
 }

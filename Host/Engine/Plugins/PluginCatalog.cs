@@ -16,7 +16,8 @@ public sealed class PluginCatalog : IDisposable
     private readonly object _gate = new();
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal); // by plugin folder
-    private readonly List<WeakReference> _retiredContexts = [];
+    private readonly List<Retired> _retiredContexts = []; // unloaded versions whose contexts may still be alive
+    private int _retiredCount;
     private readonly List<WeakReference<IPluginUser>> _users = [];
     private readonly PluginTrustList? _trust;
     private readonly ILogger _logger;
@@ -120,22 +121,40 @@ public sealed class PluginCatalog : IDisposable
 
     /// <summary>
     /// Forces full garbage collections and counts the load contexts of unloaded plugin versions
-    /// that are still alive (a leak when it stays above zero).
+    /// that are still alive (a leak when it stays above zero; <see cref="LeakedContexts"/> names them).
     /// </summary>
-    public int CountLeakedContexts()
+    public int CountLeakedContexts() => LeakedContexts().Count;
+
+    /// <summary>
+    /// The unloaded plugin versions whose load contexts are still alive after full garbage collections (a bounded
+    /// number of them: this never waits for a context that will not unload). Each is logged once as a warning.
+    /// </summary>
+    public IReadOnlyList<LeakedContext> LeakedContexts()
     {
         for (int i = 0; i < 10; i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
-            lock (_gate) { if (_retiredContexts.All(w => !w.IsAlive)) break; }
+            lock (_gate) { if (_retiredContexts.All(r => !r.Context.IsAlive)) break; }
             Thread.Sleep(10);
         }
-        lock (_gate) return _retiredContexts.Count(w => w.IsAlive);
+        List<Retired> alive;
+        lock (_gate)
+        {
+            _retiredContexts.RemoveAll(r => !r.Context.IsAlive);
+            alive = [.. _retiredContexts];
+        }
+        foreach (Retired r in alive.Where(r => !r.Reported))
+        {
+            r.Reported = true;
+            _logger.LogWarning("Plugin {Id} {Version} ({Path}) was unloaded but its load context is still alive: code outside it holds a reference into it " +
+                "(a static event handler, a GC handle, a thread or a timer); its memory stays until the process ends", r.Info.PluginId, r.Info.Version, r.Info.AssemblyPath);
+        }
+        return [.. alive.Select(r => r.Info)];
     }
 
     /// <summary>The number of plugin versions unloaded so far.</summary>
-    public int RetiredCount { get { lock (_gate) return _retiredContexts.Count; } }
+    public int RetiredCount { get { lock (_gate) return _retiredCount; } }
 
     /// <summary>Tells the catalog that <paramref name="user"/> runs its plugins' code: reloads hand its state over (held weakly).</summary>
     internal void Register(IPluginUser user)
@@ -162,7 +181,7 @@ public sealed class PluginCatalog : IDisposable
             {
                 if (e.Loaded is null) continue;
                 e.Loaded.Unload();
-                _retiredContexts.Add(e.Loaded.Context);
+                AddRetired(e.Loaded);
             }
             _entries.Clear();
         }
@@ -206,8 +225,9 @@ public sealed class PluginCatalog : IDisposable
         {
             foreach (TunerSwap swap in Enumerable.Reverse(swaps)) swap.Rollback();
             next.Loaded.Unload();
-            lock (_gate) _retiredContexts.Add(next.Loaded.Context);
-            return new ReloadResult(id, false, old.Manifest.Version, old.Manifest.Version, clock.Elapsed, $"Handing the adapters to version {next.Loaded.Manifest.Version} failed, rolled back: {e.Message}");
+            AddRetired(next.Loaded);
+            return new ReloadResult(id, false, old.Manifest.Version, old.Manifest.Version, clock.Elapsed,
+                $"Handing the adapters to version {next.Loaded.Manifest.Version} failed, rolled back (version {old.Manifest.Version} keeps serving): {e.Message}");
         }
         lock (_gate) _entries[folder] = next;
         foreach (TunerSwap swap in swaps) swap.Commit();
@@ -218,18 +238,32 @@ public sealed class PluginCatalog : IDisposable
     private void Retire(PluginAssembly plugin)
     {
         plugin.Unload();
-        lock (_gate) _retiredContexts.Add(plugin.Context);
+        AddRetired(plugin);
     }
 
-    private List<IPluginUser> UsersOf(PluginAssembly plugin)
+    // Contexts already collected are dropped from the list (only the count stays), so that it does not grow with every reload.
+    private void AddRetired(PluginAssembly plugin)
     {
         lock (_gate)
         {
-            var list = new List<IPluginUser>();
-            foreach (WeakReference<IPluginUser> w in _users)
-                if (w.TryGetTarget(out IPluginUser? u) && u.Uses(plugin)) list.Add(u);
-            return list;
+            _retiredContexts.RemoveAll(r => !r.Context.IsAlive);
+            _retiredContexts.Add(new Retired(plugin));
+            _retiredCount++;
         }
+    }
+
+    // Uses() takes the user's own lock: it is asked outside the catalog's, since a model holding its lock may be
+    // waiting for the catalog's (adding an adapter looks its plugin up): asking inside would deadlock.
+    private List<IPluginUser> UsersOf(PluginAssembly plugin)
+    {
+        List<IPluginUser> users;
+        lock (_gate)
+        {
+            users = [];
+            foreach (WeakReference<IPluginUser> w in _users)
+                if (w.TryGetTarget(out IPluginUser? u)) users.Add(u);
+        }
+        return [.. users.Where(u => u.Uses(plugin))];
     }
 
     // Finds, checks and loads the plugin of one folder. Never throws: failures become the entry's status.
@@ -337,4 +371,14 @@ public sealed class PluginCatalog : IDisposable
     }
 
     private sealed record Entry(PluginInfo Info, PluginAssembly? Loaded);
+
+    // An unloaded version: what to name it by, and a weak reference to its load context (no strong reference to the plugin).
+    private sealed class Retired(PluginAssembly plugin)
+    {
+        public LeakedContext Info { get; } = new(plugin.Manifest.Id, plugin.Manifest.Version, plugin.Manifest.AssemblyPath);
+
+        public WeakReference Context { get; } = plugin.Context;
+
+        public bool Reported { get; set; }
+    }
 }

@@ -67,9 +67,11 @@ public static class QloraBenchmark
     /// <summary>Runs the benchmark on the Llama presets of <paramref name="sizes"/> ("small", "medium").</summary>
     public static IReadOnlyList<ModelResult> Run(IEnumerable<string> sizes, int threads = 2, int rounds = 5)
     {
+        List<string> chosen = [.. sizes];
+        foreach (string size in chosen) ModelPresets.Config("llama", size); // an unknown size fails before anything runs
         torch.set_num_threads(threads);
         var results = new List<ModelResult>();
-        foreach (string size in sizes) results.Add(RunOne(size, rounds));
+        foreach (string size in chosen) results.Add(RunOne(size, rounds));
         return results;
     }
 

@@ -67,7 +67,11 @@ public static class TensorBridge
     /// <summary>An entry that writes a (CPU copy of the) tensor's bytes.</summary>
     public static SafetensorsWriteTensor ToWrite(string name, Tensor tensor)
     {
-        Tensor cpu = tensor.detach().cpu().contiguous();
+        Tensor cpu;
+        // Each call makes a new handle (to the same storage when nothing moves): the ones in between are freed now.
+        using (Tensor detached = tensor.detach())
+        using (Tensor onCpu = detached.cpu())
+            cpu = onCpu.contiguous();
         return new SafetensorsWriteTensor(name, FromTorch(cpu.dtype), cpu.shape, s =>
         {
             using (cpu) s.Write(cpu.bytes);

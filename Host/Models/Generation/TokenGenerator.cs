@@ -11,6 +11,8 @@ namespace PeftHost.Models.Generation;
 public static class TokenGenerator
 {
     /// <summary>Generates up to <see cref="GenerationOptions.MaxNewTokens"/> token ids after <paramref name="prompt"/>, streaming them.</summary>
+    /// <exception cref="ModelInputException">The prompt or the options are out of range (checked before the first token).</exception>
+    /// <exception cref="NotFiniteNumberException">A step's logits hold NaN or infinity.</exception>
     public static IEnumerable<long> Generate(ICausalLM model, IReadOnlyList<long> prompt, GenerationOptions options)
     {
         ModelInputValidator.Generation(prompt, options, model.Config);
@@ -45,7 +47,11 @@ public static class TokenGenerator
                     step.fill_(sequence[^1]);
                     logits = model.Forward(step, cache: cache, startPosition: sequence.Count - 1, lastTokenOnly: true);
                 }
-                next = Choose(logits.reshape(-1).to(ScalarType.Float32), sequence, options, rng);
+                Tensor scores = logits.reshape(-1).to(ScalarType.Float32);
+                // Sampling NaN would fail inside libtorch (multinomial) or pick garbage (argmax): stop with the reason.
+                if (!scores.isfinite().all().item<bool>())
+                    throw new NotFiniteNumberException($"The model's logits for new token {i + 1} hold NaN or infinity: its weights or an adapter's are broken (or the dtype overflowed).");
+                next = Choose(scores, sequence, options, rng);
             }
             sequence.Add(next);
             yield return next;

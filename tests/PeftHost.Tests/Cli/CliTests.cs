@@ -32,8 +32,8 @@ public class CliTests
         Assert.Contains("contract 2.0", failed["error"]!.GetValue<string>());
 
         (int missing, _, string stderr) = Cli.Run("plugins", "--json", "--plugins", Path.Combine(dir.Path, "nope"));
-        Assert.NotEqual(0, missing);
-        Assert.Contains("cannot read the plugins folder", stderr);
+        Assert.Equal(2, missing);
+        Assert.Contains("Plugins folder not found", stderr);
     }
 
     [Fact]
@@ -130,6 +130,9 @@ public class AdapterInspectCliTests
         Assert.Equal(3584, o["parameters"]!.GetValue<long>());
 
         (int missing, _, string err) = Cli.Run("adapter", "inspect", Path.Combine(dir, "nope"));
+        Assert.Equal(2, missing);
+        Assert.Contains("no such adapter folder", err);
+        (missing, _, err) = Cli.Run("adapter", "inspect", Conformance.Case("lora_qv"));
         Assert.Equal(2, missing);
         Assert.Contains("No adapter_config.json", err);
     }

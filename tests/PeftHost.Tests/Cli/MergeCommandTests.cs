@@ -85,7 +85,7 @@ public class MergeCommandTests
         model.Dispose();
 
         (code, _, stderr) = Cli.Run("merge", "--model", Base, "--adapter", Adapter, "--out", output);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("not empty", stderr);
         Assert.Contains("--force", stderr);
 
@@ -96,7 +96,7 @@ public class MergeCommandTests
         Assert.Empty(Directory.GetFiles(output, "*.tmp"));
 
         (code, _, stderr) = Cli.Run("merge", "--model", Base, "--adapter", Adapter, "--out", Base, "--force");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("base model's folder", stderr);
     }
 

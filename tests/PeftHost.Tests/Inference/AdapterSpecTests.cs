@@ -21,7 +21,7 @@ public class AdapterSpecTests
         (int code, string stdout, string stderr) = Cli.Run("logits", "--model", Conformance.Case("base_llama"), "--adapter", "sql=/nonexistent/adapters/x",
             "--inputs", Path.Combine(Conformance.Case("base_llama"), "inputs.json"), "--out", Path.Combine(Path.GetTempPath(), $"pefthost-{Guid.NewGuid():N}.safetensors"),
             "--plugins", PluginDirs.Installed);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("/nonexistent/adapters/x", stderr + stdout);
     }
 
@@ -31,7 +31,7 @@ public class AdapterSpecTests
         (int code, _, string stderr) = Cli.Run("logits", "--model", Conformance.Case("base_llama"), "--adapter", "a=" + Path.Combine(Conformance.Case("lora_qv"), "adapter"),
             "--adapter-scale", "b=0.5", "--backend", "llama", "--inputs", Path.Combine(Conformance.Case("base_llama"), "inputs.json"),
             "--out", Path.Combine(Path.GetTempPath(), $"pefthost-{Guid.NewGuid():N}.safetensors"), "--plugins", PluginDirs.Installed);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--adapter-scale names 'b', which is not an --adapter (adapters: a)", stderr);
     }
 }

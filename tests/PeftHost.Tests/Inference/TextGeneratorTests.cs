@@ -157,19 +157,19 @@ public sealed class TextGeneratorTests : IDisposable
     public void Command_errors_name_the_problem()
     {
         (int code, _, string stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hi", "--chat");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("no chat template", stderr);
 
         (code, _, stderr) = Cli.Run("generate", "--model", Conformance.Case("base_llama"), "--prompt", "hi");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("tokenizer.json", stderr);
 
         (code, _, stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hi", "--backend", "vulkan", "--temperature", "0.7", "--top-p", "0.9");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--top-p and --repetition-penalty need --backend torch", stderr);
 
         (code, _, stderr) = Cli.Run("generate", "--model", _dir.Path, "--prompt", "hi", "--top-p", "0");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--top-p", stderr);
     }
 

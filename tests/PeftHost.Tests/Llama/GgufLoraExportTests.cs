@@ -75,7 +75,7 @@ public sealed class GgufLoraExportTests : IDisposable
     {
         (int code, _, string stderr) = Cli.Run("export", "--model", Path.Combine(LlamaFixtures.CaseFolder("lora_dora_llama"), "base"),
             "--adapter", Path.Combine(LlamaFixtures.CaseFolder("lora_dora_llama"), "adapter"), "--format", "gguf-lora", "--out", Path.Combine(_scratch.Path, "d.gguf"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("DoRA", stderr);
         Assert.Contains("magnitude", stderr);
         Assert.False(File.Exists(Path.Combine(_scratch.Path, "d.gguf")));
@@ -88,7 +88,7 @@ public sealed class GgufLoraExportTests : IDisposable
         Assert.Contains("peft_type IA3 is not LoRA", GgufLoraExporter.Refusal(Path.Combine(LlamaFixtures.CaseFolder("ia3_llama"), "base"), Path.Combine(LlamaFixtures.CaseFolder("ia3_llama"), "adapter"), PluginDirs.Installed));
         (code, _, stderr) = Cli.Run("export", "--model", Path.Combine(Case, "base"), "--adapter", Path.Combine(Case, "adapter"), "--format", "gguf-lora", "--quant", "q4_0",
             "--out", Path.Combine(_scratch.Path, "q.gguf"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("f32, f16 or q8_0", stderr);
     }
 

@@ -61,6 +61,48 @@ public class LoraHotswapTests
     }
 
     [Fact]
+    public void Padded_buffers_are_saved_at_the_adapters_rank_and_stay_prepared_across_a_plugin_reload()
+    {
+        using ScratchFolder plugins = PluginDirs.Scratch("lora");
+        string loraFolder = Path.Combine(plugins.Path, "lora");
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = plugins.Path, HotReload = false });
+        catalog.Scan();
+        using var dir = new ScratchFolder();
+        string third = SaveAdapter(catalog, dir.Path, "third", Lora(3, 3, "q_proj", "v_proj"), seed: 13);
+        string second = SaveAdapter(catalog, dir.Path, "second", Lora(4, 16, "q_proj", "v_proj"), seed: 12);
+        using var x = torch.randn(3, 8);
+        using var expectedSecond = PeftModel.FromPretrained(new TwoBlocks(seed: 9), second, catalog).Forward(x);
+
+        using var peft = PeftModel.FromPretrained(new TwoBlocks(seed: 9), third, catalog);
+        peft.PrepareForHotswap(4);
+        using var before = peft.Forward(x);
+        // Saved as PEFT would read it: A [r, in] and B [out, r] with the config's r = 3, not the padded 4.
+        string saved = Path.Combine(dir.Path, "saved");
+        peft.SavePretrained(saved);
+        JsonObject header = SafetensorsHeader(Path.Combine(saved, "adapter_model.safetensors"));
+        Assert.Equal("[3,8]", header["base_model.model.layers.0.q_proj.lora_A.weight"]!["shape"]!.ToJsonString());
+        Assert.Equal("[8,3]", header["base_model.model.layers.0.q_proj.lora_B.weight"]!["shape"]!.ToJsonString());
+
+        // A reload hands the adapter over at rank 3 and the new version pads it again: a rank-4 hotswap still fits.
+        PluginDirs.Copy(PluginDirs.LoraAlt, loraFolder);
+        ReloadResult r = catalog.Reload(loraFolder);
+        Assert.True(r.Succeeded, r.Error);
+        using var afterReload = peft.Forward(x);
+        Assert.True(Tensors.MaxAbsDiff(before, afterReload) < 1e-6);
+        peft.LoadAdapter(second, "default", hotswap: true);
+        using var afterSecond = peft.Forward(x);
+        Assert.True(Tensors.MaxAbsDiff(expectedSecond, afterSecond) < 1e-5);
+    }
+
+    // The header of a safetensors file, read by its spec (8-byte little-endian length, then JSON), not by our reader.
+    private static JsonObject SafetensorsHeader(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        long length = BitConverter.ToInt64(bytes, 0);
+        return JsonNode.Parse(bytes.AsSpan(8, (int)length))!.AsObject();
+    }
+
+    [Fact]
     public void Hotswap_refuses_an_adapter_targeting_other_modules_and_changes_nothing()
     {
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = PluginDirs.Installed });

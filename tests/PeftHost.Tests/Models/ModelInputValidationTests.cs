@@ -198,10 +198,12 @@ public sealed class ModelInputValidationTests
             Refused(() => Generate([1], new GenerationOptions { TopK = -1 }), "options", "top_k");
             Refused(() => Generate([1], new GenerationOptions { TopP = 1.5 }), "options", "top_p");
             Refused(() => Generate([1], new GenerationOptions { RepetitionPenalty = 0 }), "options", "repetition_penalty");
-            // Past the context the step that would need position max_position_embeddings is refused, cleanly.
+            Refused(() => Generate([1], new GenerationOptions { MaxNewTokens = 0 }), "options", "max_new_tokens is 0");
+            // A request past the context is refused before the first token, with how many new tokens fit.
             int context = m.Config.MaxPositions;
             var prompt = Enumerable.Repeat(1L, context - 2).ToList();
-            Refused(() => Generate(prompt, new GenerationOptions { MaxNewTokens = 5 }), "startPosition", $"context of {context} positions");
+            Refused(() => TokenGenerator.Generate(m, prompt, new GenerationOptions { MaxNewTokens = 5 }).GetEnumerator().MoveNext(), "options",
+                $"{context - 2} prompt tokens + max_new_tokens 5 exceed the model's context of {context} positions (config max_position_embeddings); ask for at most 2 new tokens");
             Assert.Equal(2, TokenGenerator.Generate(m, prompt, new GenerationOptions { MaxNewTokens = 2 }).Count());
         }
     }

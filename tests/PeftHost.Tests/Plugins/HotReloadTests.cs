@@ -40,6 +40,36 @@ public class HotReloadTests
     }
 
     [Fact]
+    public void A_merged_adapter_stays_merged_once_across_a_reload()
+    {
+        using var dir = PluginDirs.Scratch("lora");
+        using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = dir.Path });
+        catalog.Scan();
+        var model = new TwoBlocks();
+        using var peft = new PeftModel(model, catalog);
+        using var x = torch.randn(3, 8);
+        using var baseOut = model.forward(x);
+        peft.AddAdapter("a", Configs.Lora("q_proj", "v_proj"));
+        using var unmerged = peft.Forward(x);
+        peft.Merge();
+        using var merged = model.forward(x); // the base weights alone now carry the adapter
+
+        PluginDirs.Copy(PluginDirs.LoraAlt, Path.Combine(dir.Path, "lora"));
+        ReloadResult result = catalog.Reload(Path.Combine(dir.Path, "lora"));
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal(["a"], peft.MergedAdapters);
+        using (var after = peft.Forward(x)) Assert.True(Tensors.MaxAbsDiff(after, unmerged) < 1e-5);
+        // Merged once, not twice: unmerging gives the base weights back.
+        peft.Unmerge();
+        using (var restored = peft.Forward(x)) Assert.True(Tensors.MaxAbsDiff(restored, unmerged) < 1e-5);
+        using (peft.DisableAdapter())
+        using (var baseAgain = peft.Forward(x))
+            Assert.True(Tensors.MaxAbsDiff(baseAgain, baseOut) < 1e-5);
+        Assert.True(Tensors.MaxAbsDiff(merged, unmerged) < 1e-5);
+    }
+
+    [Fact]
     public void Plugin_specific_settings_travel_in_the_config_across_a_reload_and_a_save()
     {
         // Contract 1.1 keeps no opaque plugin bytes: a setting that is not a tensor is a config field.

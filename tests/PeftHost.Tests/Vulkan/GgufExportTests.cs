@@ -106,7 +106,7 @@ public sealed class GgufExportTests
     {
         string path = Path.Combine(Path.GetTempPath(), $"pefthost-export-{Guid.NewGuid():N}.gguf");
         (int code, _, string stderr) = Cli.Run("export", "--model", Conformance.Case("base_gpt2"), "--quant", "f16", "--out", path);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("Llama family", stderr);
         Assert.False(File.Exists(path));
     }

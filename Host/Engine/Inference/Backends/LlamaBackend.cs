@@ -1,5 +1,6 @@
 using PeftHost.Llama;
 using PeftHost.Llama.Sampling;
+using PeftHost.Models;
 using PeftHost.Models.Generation;
 using PeftHost.Tokenizers;
 
@@ -43,7 +44,10 @@ public sealed class LlamaBackend : IInferenceBackend
         {
             var adapters = new Dictionary<string, LlamaCppAdapter>(StringComparer.Ordinal);
             foreach ((AdapterSpec spec, string path) in files.Unmerged) adapters[spec.Name] = model.LoadAdapter(path, spec.Name);
-            int size = options.ContextSize ?? Math.Min(model.TrainedContextLength > 0 ? model.TrainedContextLength : 2048, 2048);
+            int trained = model.TrainedContextLength > 0 ? model.TrainedContextLength : 2048;
+            if (options.ContextSize > trained)
+                throw new ArgumentException($"{options.ContextSize} positions were asked for (prompt + new tokens), more than the model's context of {trained} ({files.BaseGguf}: llama.context_length).");
+            int size = options.ContextSize ?? Math.Min(trained, 2048);
             var context = new LlamaCppContext(model, new LlamaCppContextOptions { ContextSize = size, Threads = options.Threads });
             return new LlamaBackend(model, context, tokenizer, files, adapters);
         }
@@ -87,8 +91,7 @@ public sealed class LlamaBackend : IInferenceBackend
     /// <inheritdoc/>
     public float[] Logits(IReadOnlyList<int> ids, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(ids);
-        if (ids.Count == 0) throw new ArgumentException("No ids.", nameof(ids));
+        ModelInputValidator.TokenIds(ids, VocabSize, ContextSize);
         Select(adapters);
         return _context.ComputeLogits([.. ids]);
     }
@@ -96,7 +99,7 @@ public sealed class LlamaBackend : IInferenceBackend
     /// <inheritdoc/>
     public IEnumerable<int> Generate(IReadOnlyList<int> promptIds, GenerationOptions options, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(options);
+        ModelInputValidator.Generation(promptIds, options, VocabSize, ContextSize);
         if (!options.UseCache) throw new NotSupportedException("the llama backend always decodes with its KV cache (UseCache false needs --backend torch).");
         Select(adapters);
         var sampling = new SamplingOptions

@@ -79,8 +79,7 @@ public sealed class TorchBackend : IInferenceBackend
     /// <inheritdoc/>
     public float[] Logits(IReadOnlyList<int> ids, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(ids);
-        if (ids.Count == 0) throw new ArgumentException("No ids.", nameof(ids));
+        ModelInputValidator.TokenIds(ids, VocabSize, ContextSize);
         using IDisposable? off = Select(adapters);
         using Tensor input = torch.tensor(ids.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: _device).unsqueeze(0);
         using Tensor logits = _loaded.Run(() =>
@@ -96,10 +95,8 @@ public sealed class TorchBackend : IInferenceBackend
     /// <inheritdoc/>
     public IEnumerable<int> Generate(IReadOnlyList<int> promptIds, GenerationOptions options, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(promptIds);
-        ArgumentNullException.ThrowIfNull(options);
-        long outside = promptIds.FirstOrDefault(i => i < 0 || i >= VocabSize, -1);
-        if (outside >= 0) throw new ArgumentException($"Token id {outside} is outside the model's vocabulary of {VocabSize}.");
+        // Checked now, not at the first token the stream is asked for.
+        ModelInputValidator.Generation(promptIds, options, VocabSize, ContextSize);
         return Run(promptIds, options, adapters);
     }
 

@@ -1,4 +1,5 @@
 using PeftHost.Formats.Gguf;
+using PeftHost.Models;
 using PeftHost.Models.Generation;
 using PeftHost.Tokenizers;
 using PeftHost.Vulkan.Llama;
@@ -41,7 +42,12 @@ public sealed class VulkanBackend : IInferenceBackend
         try
         {
             using (GgufFile file = GgufFile.Open(files.BaseGguf))
+            {
+                int trained = LlamaHyperParameters.Read(file).ContextLength;
+                if (options.ContextSize > trained)
+                    throw new ArgumentException($"{options.ContextSize} positions were asked for (prompt + new tokens), more than the model's context of {trained} ({files.BaseGguf}: llama.context_length).");
                 model = new LlamaDeviceModel(context, file, options.ContextSize);
+            }
             foreach ((AdapterSpec spec, string path) in files.Unmerged)
             {
                 using GgufFile lora = GgufFile.Open(path);
@@ -87,8 +93,7 @@ public sealed class VulkanBackend : IInferenceBackend
     /// <inheritdoc/>
     public float[] Logits(IReadOnlyList<int> ids, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(ids);
-        if (ids.Count == 0) throw new ArgumentException("No ids.", nameof(ids));
+        ModelInputValidator.TokenIds(ids, VocabSize, ContextSize);
         Select(adapters);
         return _model.ComputeLogits([.. ids]);
     }
@@ -96,13 +101,9 @@ public sealed class VulkanBackend : IInferenceBackend
     /// <inheritdoc/>
     public IEnumerable<int> Generate(IReadOnlyList<int> promptIds, GenerationOptions options, IReadOnlyList<AdapterScale>? adapters = null)
     {
-        ArgumentNullException.ThrowIfNull(promptIds);
-        ArgumentNullException.ThrowIfNull(options);
+        ModelInputValidator.Generation(promptIds, options, VocabSize, ContextSize);
         if (options.TopP < 1 || options.RepetitionPenalty != 1)
             throw new NotSupportedException("the vulkan backend samples greedily or with top-k and temperature; --top-p and --repetition-penalty need --backend torch or llama.");
-        if (promptIds.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(promptIds));
-        if (promptIds.Count + options.MaxNewTokens > _model.Capacity)
-            throw new ArgumentException($"{promptIds.Count} prompt tokens + {options.MaxNewTokens} new tokens exceed the KV cache capacity {_model.Capacity}.");
         Select(adapters);
         return Run([.. promptIds], options);
     }
