@@ -38,12 +38,6 @@ internal sealed class ModulesToSave : IDisposable
         return copy;
     }
 
-    /// <summary>The module names an adapter config's <c>modules_to_save</c> lists (empty when none).</summary>
-    public static IReadOnlyList<string> Names(JsonObject config) =>
-        config["modules_to_save"] is JsonArray names
-            ? [.. names.Select(n => n is JsonValue v && v.TryGetValue(out string? s) ? s : "").Where(n => n.Length > 0)]
-            : [];
-
     /// <summary>
     /// Splits an adapter's tensors into the tuner's and those of the module copies its config names
     /// (under the copied modules' own paths).
@@ -211,7 +205,9 @@ internal sealed class ModulesToSave : IDisposable
         JsonNode other => throw new TunerConfigException($"task_type must be a string such as \"CAUSAL_LM\" or \"SEQ_CLS\", not {other.ToJsonString()}."),
     };
 
-    private static List<string> Names(JsonObject config) => config["modules_to_save"] switch
+    /// <summary>The module names an adapter config's <c>modules_to_save</c> lists (empty when none).</summary>
+    /// <exception cref="TunerConfigException">The field is not a list of strings.</exception>
+    public static List<string> Names(JsonObject config) => config["modules_to_save"] switch
     {
         null => [],
         JsonArray names => [.. names.Select(n => n is JsonValue v && v.TryGetValue(out string? name) ? name
