@@ -49,7 +49,7 @@ public sealed class QuantizationFlagsTests
         (int code, _, string stderr) = Cli.Run([
             "logits", "--model", Path.Combine(BnbCases.Model(model), "base"), "--inputs", Path.Combine(BnbCases.Model(model), "inputs.json"),
             "--out", Path.Combine(dir.Path, "l.safetensors"), .. flags]);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // a usage error (the exit-code table)
         Assert.Contains(message, stderr);
     }
 
@@ -64,7 +64,7 @@ public sealed class QuantizationFlagsTests
         string adapter = Path.Combine(Repo.Root, "tests", "fixtures", "conformance", "lora_qv", "adapter");
         (int code, _, string stderr) = Cli.Run([
             "merge", "--model", Path.Combine(BnbCases.Model("llama_nf4_double_quant"), "quantized"), "--adapter", adapter, "--out", Path.Combine(dir.Path, "out"), .. flags]);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains(message, stderr);
     }
 

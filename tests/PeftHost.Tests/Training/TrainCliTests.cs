@@ -91,11 +91,11 @@ public sealed class TrainCliTests : IDisposable
     {
         string output = Path.Combine(_dir.Path, "errors");
         (int code, _, string stderr) = Cli.Run(TrainArgs(output, "--set", "lerning_rate=1"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // input errors (the exit-code table)
         Assert.Contains("unknown field 'lerning_rate' (did you mean 'learning_rate'?)", stderr);
 
         (code, _, stderr) = Cli.Run(TrainArgs(output, "--set", "fp16=true"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("field 'fp16' is a Hugging Face training argument that PeftHost does not support (training runs in float32)", stderr);
 
         string bad = Path.Combine(_dir.Path, "bad.jsonl");
@@ -103,12 +103,12 @@ public sealed class TrainCliTests : IDisposable
         string[] args = TrainArgs(output);
         args[Array.IndexOf(args, TrainingCase.DataFile)] = bad;
         (code, _, stderr) = Cli.Run(args);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains($"{bad}: line 2, field 'input_ids': entry 2 is 300, outside the model's vocabulary [0, 128).", stderr);
         Assert.False(Directory.Exists(Path.Combine(output, "checkpoint-1")), "nothing is trained on malformed data");
 
         (code, _, stderr) = Cli.Run([.. TrainArgs(Path.Combine(_dir.Path, "empty")), "--resume"]);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("holds no checkpoint-<step> folder to resume from", stderr);
     }
 
