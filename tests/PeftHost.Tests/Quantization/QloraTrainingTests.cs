@@ -27,49 +27,27 @@ public sealed class QloraTrainingTests
     [Fact]
     public void Qlora_on_an_nf4_base_learns_the_rule_task_to_at_least_90_percent()
     {
-        using var dir = new ScratchFolder();
-        string modelDir = Path.Combine(dir.Path, "tiny");
-        ModelPresets.Write("llama", "tiny", modelDir, seed: 0);
-        string demo = Path.Combine(Repo.Root, "Host", "Cli", "Demo");
-        string heldOut = Path.Combine(demo, UppercaseTask.HeldOutFile);
-        ITextTokenizer tokenizer = TokenizerLoader.FromDirectory(modelDir);
-        using var catalog = TrainingCase.Catalog();
-        int threads = get_num_threads();
-        set_num_threads(1);
-        try
+        using var run = new RuleTaskRun();
+        TrainResult result = run.Train(edit: settings =>
         {
-            string config = Path.Combine(dir.Path, "lora.json");
-            File.WriteAllText(config, UppercaseTask.AdapterConfig().ToJsonString());
-            string output = Path.Combine(dir.Path, "out");
-            JsonObject settings = UppercaseTask.Settings(output);
             settings["quantization_config"] = new JsonObject
             {
                 ["load_in_4bit"] = true, ["bnb_4bit_quant_type"] = "nf4", ["bnb_4bit_use_double_quant"] = true, ["bnb_4bit_compute_dtype"] = "float32",
             };
             settings["save_strategy"] = "steps"; // one checkpoint at the end: its run settings say what base was trained on
             settings["save_steps"] = 250;
-            TrainResult result = FineTuningJob.Run(new FineTuningRequest
-            {
-                ModelFolder = modelDir, DataFile = Path.Combine(demo, UppercaseTask.TrainFile), AdapterConfigFile = config,
-                Arguments = settings, PluginsFolder = PluginDirs.Installed,
-            }, cancel: TestContext.Current.CancellationToken);
-            Assert.Equal(250, result.GlobalStep);
-            var state = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(output, "adapter_config.json")))!;
-            Assert.Equal("LORA", state["peft_type"]!.GetValue<string>());
-            var run = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(output, "checkpoint-250", "run_settings.json")))!;
-            Assert.Equal("nf4", run["quantization_config"]?["bnb_4bit_quant_type"]?.GetValue<string>());
+        });
+        Assert.Equal(250, result.GlobalStep);
+        var state = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(run.Output, "adapter_config.json")))!;
+        Assert.Equal("LORA", state["peft_type"]!.GetValue<string>());
+        var settingsSaved = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(run.Output, "checkpoint-250", "run_settings.json")))!;
+        Assert.Equal("nf4", settingsSaved["quantization_config"]?["bnb_4bit_quant_type"]?.GetValue<string>());
 
-            using nn.Module quantized = ModelFactory.Load(modelDir, ScalarType.Float32, null, Nf4).Model;
-            Assert.Equal(14, quantized.modules().OfType<QuantizedLinear>().Count()); // 7 projections x 2 layers; lm_head stays float
-            using var trained = PeftModel.FromPretrained(quantized, output, catalog);
-            (double after, var answers) = UppercaseTask.Score(trained, tokenizer, heldOut);
-            TestContext.Current.TestOutputHelper?.WriteLine($"QLoRA exact match {after:P0}; e.g. {string.Join(", ", answers.Take(5).Select(a => a.Prompt + a.Output))}");
-            Assert.True(after >= 0.9, $"exact match after QLoRA training is {after:P0}: {string.Join(", ", answers.Where(a => !a.Correct).Take(5).Select(a => $"{a.Prompt}{a.Output} (expected {a.Expected})"))}");
-        }
-        finally
-        {
-            set_num_threads(threads);
-        }
+        nn.Module quantized = ModelFactory.Load(run.ModelDir, ScalarType.Float32, null, Nf4).Model;
+        Assert.Equal(14, quantized.modules().OfType<QuantizedLinear>().Count()); // 7 projections x 2 layers; lm_head stays float
+        (double after, var answers) = run.Score(quantized);
+        TestContext.Current.TestOutputHelper?.WriteLine($"QLoRA exact match {after:P0}; e.g. {string.Join(", ", answers.Take(5).Select(a => a.Prompt + a.Output))}");
+        Assert.True(after >= 0.9, $"exact match after QLoRA training is {after:P0}: {RuleTaskRun.Wrong(answers)}");
     }
 
     [Fact]
