@@ -16,6 +16,9 @@ internal sealed class QuantizationArguments
     private readonly Option<string?> _compute = new("--compute-dtype") { Description = "With --load-in-4bit: the dtype the weight is decoded to and multiplied in, f32 | bf16 | f16 (default f32)." };
     private readonly Option<bool> _in8 = new("--load-in-8bit") { Description = "Quantize the base's linear layers to 8 bits as they load (row-wise absmax int8, weight-only)." };
 
+    /// <summary>Whether <c>--double-quant</c> was given.</summary>
+    public bool DoubleQuant(ParseResult parse) => parse.GetValue(_double);
+
     /// <summary>The flags, to add to a command.</summary>
     public IEnumerable<Option> Options => [_in4, _type, _double, _compute, _in8];
 
@@ -41,11 +44,13 @@ internal sealed class QuantizationArguments
 
     /// <summary>The config the flags ask for, or null when neither --load-in-4bit nor --load-in-8bit is given.</summary>
     /// <exception cref="ArgumentException">Both sizes, a 4-bit flag without --load-in-4bit, or an unknown code or dtype.</exception>
-    public BitsAndBytesConfig? Read(ParseResult parse)
+    /// <param name="parse">The parsed command line.</param>
+    /// <param name="doubleQuantHasOtherUse">merge: <c>--double-quant</c> also serves <c>--quantize</c>, so alone it is not an error here.</param>
+    public BitsAndBytesConfig? Read(ParseResult parse, bool doubleQuantHasOtherUse = false)
     {
         bool in4 = parse.GetValue(_in4), in8 = parse.GetValue(_in8);
         string? type = parse.GetValue(_type), compute = parse.GetValue(_compute);
-        bool doubleQuant = parse.GetValue(_double);
+        bool doubleQuant = parse.GetValue(_double) && (in4 || !doubleQuantHasOtherUse);
         if (in4 && in8) throw new ArgumentException("--load-in-4bit and --load-in-8bit: choose one.");
         if (!in4 && (type is not null || doubleQuant || compute is not null))
             throw new ArgumentException($"{(type is not null ? "--quant-type" : doubleQuant ? "--double-quant" : "--compute-dtype")} needs --load-in-4bit.");

@@ -104,13 +104,17 @@ public static class ModelFactory
     /// <summary>
     /// Loads a model folder in full precision whatever its storage: a folder saved with bitsandbytes has each
     /// quantized weight decoded into its Linear (transformers' <c>dequantize()</c>; the quantization's rounding
-    /// stays in the values); any other folder loads as <see cref="Load(string, ScalarType, Device?)"/> loads it.
+    /// stays in the values); any other folder loads as <see cref="Load(string, ScalarType, Device?)"/> loads it, or,
+    /// with <paramref name="quantizeFirst"/>, quantized that way as it loads and decoded again: the base a QLoRA
+    /// adapter was trained on, in float layers (what a merge or an export of that adapter must start from).
     /// </summary>
     /// <exception cref="InvalidDataException">The checkpoint does not fit the model or its quantization; the message names the tensor or field.</exception>
-    public static (ModelConfig Config, nn.Module Model) LoadDequantized(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    public static (ModelConfig Config, nn.Module Model) LoadDequantized(string folder, ScalarType dtype = ScalarType.Float32, Device? device = null,
+        BitsAndBytesConfig? quantizeFirst = null)
     {
         ModelConfig config = ModelConfigReader.Read(folder);
         BitsAndBytesConfig? stored = BitsAndBytesCheckpoint.ReadConfig(config, Path.Combine(folder, "config.json"));
+        if (stored is null && quantizeFirst is not null) return QuantizedThenDecoded(folder, dtype, device, quantizeFirst);
         if (stored is null) return Load(folder, dtype, device);
         nn.Module model;
         using (var checkpoint = SafetensorsCheckpoint.Open(folder)) model = BitsAndBytesCheckpoint.LoadDequantized(config, checkpoint, stored, dtype);
@@ -118,6 +122,36 @@ public static class ModelFactory
         {
             if (device is not null && device.type != DeviceType.CPU) model.to(device);
             model.eval();
+            return (config, model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    // The float model with each linear weight replaced by its quantize-then-decode round trip (the layers
+    // quantization would skip, such as the output head, keep their float weights).
+    private static (ModelConfig, nn.Module) QuantizedThenDecoded(string folder, ScalarType dtype, Device? device, BitsAndBytesConfig quantization)
+    {
+        (ModelConfig config, nn.Module model) = Load(folder, dtype, device);
+        try
+        {
+            (_, nn.Module quantized) = Load(folder, dtype, device, quantization);
+            using (quantized)
+            {
+                var floats = model.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
+                using var _ = no_grad();
+                foreach ((string name, nn.Module module) in quantized.named_modules())
+                {
+                    if (module is not QuantizedLinear q) continue;
+                    if (!floats.TryGetValue(name, out nn.Module? target) || target is not TorchSharp.Modules.Linear linear)
+                        throw new InvalidOperationException($"{folder}: quantized module '{name}' has no float Linear counterpart.");
+                    using Tensor decoded = q.Dequantize(dtype);
+                    linear.weight!.copy_(decoded);
+                }
+            }
             return (config, model);
         }
         catch

@@ -26,13 +26,15 @@ internal static class EvaluateCommand
         {
             model, adapter, data, metric, maxNew, batch, maxLength, json, device, threads,
         };
+        QuantizationArguments quantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             try
             {
                 if (parse.GetValue(threads) is int n) torch.set_num_threads(Math.Max(1, n));
                 EvaluationJob.Result r = EvaluationJob.Run(parse.GetValue(model)!, parse.GetValue(adapter), parse.GetValue(data)!, parse.GetValue(metric)!,
-                    parse.GetValue(pluginsOption)!, TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(maxLength), parse.GetValue(batch), parse.GetValue(maxNew));
+                    parse.GetValue(pluginsOption)!, TorchDevice.Parse(parse.GetValue(device)!), parse.GetValue(maxLength), parse.GetValue(batch), parse.GetValue(maxNew),
+                    quantization: quantization.Read(parse));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Metric} {r.Value:G6} ({r.Rows} rows)"));
                 if (parse.GetValue(json)) Console.WriteLine(new JsonObject { ["metric"] = r.Metric, ["value"] = r.Value, ["rows"] = r.Rows }.ToJsonString());
                 return 0;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PeftHost.Engine.Export;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Formats.Gguf;
 
 namespace PeftHost.Cli.Commands;
@@ -20,15 +21,20 @@ internal static class ExportCommand
         var quant = new Option<string?>("--quant") { Description = "gguf: f32 | f16 | q8_0 | q4_0 (default f16); gguf-lora: f32 | f16 | q8_0 (default f32)." };
         var output = new Option<string>("--out") { Description = "Output file (.gguf).", Required = true };
         var command = new Command("export", "Write the model (adapters merged) or a LoRA adapter as GGUF (llama.cpp's format).") { model, adapter, format, quant, output };
+        // gguf: the base as a QLoRA adapter was trained on it (quantized, then decoded before the merge and the GGUF --quant).
+        QuantizationArguments baseQuantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             string[] adapters = parse.GetValue(adapter) ?? [];
             string? q = parse.GetValue(quant);
+            BitsAndBytesConfig? onLoad = baseQuantization.Read(parse);
+            if (onLoad is not null && parse.GetValue(format) == "gguf-lora")
+                return CliErrors.Fail("--load-in-4bit / --load-in-8bit are for --format gguf: a GGUF-LoRA file holds the adapter alone.");
             switch (parse.GetValue(format))
             {
                 case "gguf":
                     GgufExportSummary s = LlamaGgufExporter.Export(parse.GetValue(model)!, AdapterArguments.Parse(adapters),
-                        parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f16"), parse.GetValue(output)!);
+                        parse.GetValue(pluginsOption)!, GgufQuant.Parse(q ?? "f16"), parse.GetValue(output)!, onLoad);
                     Console.WriteLine($"{s.Name}: llama, {s.Layers} layers, {GgmlTypeTraits.Name(s.Quant)}, {s.MergedAdapters} adapter(s) merged -> {parse.GetValue(output)}");
                     return 0;
                 case "gguf-lora":

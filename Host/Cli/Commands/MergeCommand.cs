@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PeftHost.Engine.Inference;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Models.Checkpoint;
 
 namespace PeftHost.Cli.Commands;
@@ -18,15 +19,20 @@ internal static class MergeCommand
         var dtype = new Option<string?>("--dtype") { Description = "f32 | f16 | bf16 (default: the base's torch_dtype)." };
         var force = new Option<bool>("--force") { Description = "Overwrite a non-empty output folder." };
         var quantize = new Option<string?>("--quantize") { Description = "nf4 | fp4 | int8: quantize the merged linear layers and write bitsandbytes' layout (default: float, a quantized base decoded first)." };
-        var doubleQuant = new Option<bool>("--double-quant") { Description = "With --quantize nf4|fp4: quantize the block scales too." };
-        var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force, quantize, doubleQuant };
+        var command = new Command("merge", "Merge adapters into the base weights and write a plain Hugging Face model folder.") { model, adapter, output, dtype, force, quantize };
+        // The base as a QLoRA adapter was trained on it (quantized, then decoded for the merge); --double-quant also serves --quantize nf4|fp4.
+        QuantizationArguments baseQuantization = new QuantizationArguments().AddTo(command);
         command.SetAction(parse =>
         {
             string[] adapters = parse.GetValue(adapter) ?? [];
             string? d = parse.GetValue(dtype);
+            BitsAndBytesConfig? onLoad = baseQuantization.Read(parse, doubleQuantHasOtherUse: true);
+            string? q = parse.GetValue(quantize);
+            // --double-quant with --load-in-4bit is the base's; it is the output's as well only with a 4-bit --quantize.
+            bool outputDoubleQuant = baseQuantization.DoubleQuant(parse) && !(onLoad is { LoadIn4Bit: true } && q is null or "int8");
             MergedModelWriter.Result result = MergedModelWriter.Merge(parse.GetValue(model)!, AdapterArguments.Parse(adapters), parse.GetValue(output)!,
                 parse.GetValue(pluginsOption)!, d is null ? null : TensorBridge.ParseDType(d), parse.GetValue(force),
-                quantize: QuantizationArguments.ForOutput(parse.GetValue(quantize), parse.GetValue(doubleQuant)));
+                quantize: QuantizationArguments.ForOutput(q, outputDoubleQuant), baseQuantization: onLoad);
             Console.WriteLine(FormattableString.Invariant(
                 $"merged {adapters.Length} adapter(s): {result.Tensors} tensors, {result.Bytes / 1e6:F1} MB {result.DType} in {string.Join(", ", result.Files)}; copied {(result.Copied.Count == 0 ? "nothing else" : string.Join(", ", result.Copied))} -> {parse.GetValue(output)}"));
             return 0;

@@ -20,23 +20,27 @@ public static class LlamaGgufExporter
 {
     /// <summary>
     /// Loads <paramref name="modelFolder"/>, applies and merges <paramref name="adapters"/> through the
-    /// plugins (PeftModel.MergeAndUnload) and writes the GGUF file. Returns what was written.
+    /// plugins (PeftModel.MergeAndUnload) and writes the GGUF file. Returns what was written. With
+    /// <paramref name="baseQuantization"/> a float base is quantized that way and decoded first (the base a QLoRA adapter
+    /// was trained on); a folder saved quantized is always decoded first.
     /// </summary>
-    public static GgufExportSummary Export(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, string outPath)
+    public static GgufExportSummary Export(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, string outPath,
+        Formats.BitsAndBytes.BitsAndBytesConfig? baseQuantization = null)
     {
-        GgufWriter writer = Build(modelFolder, adapters, pluginsFolder, quant, out GgufExportSummary summary);
+        GgufWriter writer = Build(modelFolder, adapters, pluginsFolder, quant, out GgufExportSummary summary, baseQuantization);
         AtomicFile.Write(outPath, writer.Write);
         return summary;
     }
 
     /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
-    public static GgufWriter Build(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, out GgufExportSummary summary)
+    public static GgufWriter Build(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, out GgufExportSummary summary,
+        Formats.BitsAndBytes.BitsAndBytesConfig? baseQuantization = null)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         ModelConfig config = ModelConfigReader.Read(modelFolder);
         LlamaConfig llama = CheckSupported(config);
         // A folder saved quantized (bitsandbytes' layout) is decoded first; quant then picks the GGUF weight type.
-        (_, nn.Module loaded) = ModelFactory.LoadDequantized(modelFolder);
+        (_, nn.Module loaded) = ModelFactory.LoadDequantized(modelFolder, quantizeFirst: baseQuantization);
         nn.Module model = loaded;
         try
         {

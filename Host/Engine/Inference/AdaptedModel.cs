@@ -38,14 +38,14 @@ public sealed class AdaptedModel : IDisposable
     /// adapter through the plugins in <paramref name="pluginsFolder"/>; all adapters are active. With
     /// <paramref name="quantization"/> the base's linear layers are quantized as they load (QLoRA's base; the
     /// adapters wrap the quantized layers). With <paramref name="dequantize"/> a folder saved quantized loads in
-    /// full precision instead (<see cref="ModelFactory.LoadDequantized"/>), so the adapters wrap float layers.
+    /// full precision instead (<see cref="ModelFactory.LoadDequantized"/>), so the adapters wrap float layers; a float
+    /// folder with <paramref name="quantization"/> then loads quantized and decoded again (a QLoRA base, in float).
     /// </summary>
     public static AdaptedModel Load(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, ScalarType dtype, Device device,
         BitsAndBytesConfig? quantization = null, bool dequantize = false)
     {
         ArgumentNullException.ThrowIfNull(adapters);
-        if (dequantize && quantization is not null) throw new ArgumentException("A base is either quantized as it loads or dequantized, not both.", nameof(dequantize));
-        (ModelConfig config, nn.Module model) = dequantize ? ModelFactory.LoadDequantized(modelFolder, dtype, device) : ModelFactory.Load(modelFolder, dtype, device, quantization);
+        (ModelConfig config, nn.Module model) = dequantize ? ModelFactory.LoadDequantized(modelFolder, dtype, device, quantization) : ModelFactory.Load(modelFolder, dtype, device, quantization);
         if (adapters.Count == 0) return new AdaptedModel(config, model, null, null);
         PluginCatalog? catalog = null;
         PeftModel? peft = null;

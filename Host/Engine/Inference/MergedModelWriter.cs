@@ -48,11 +48,14 @@ public static class MergedModelWriter
     /// and unloads them (modules_to_save copies take the originals' places) and writes the result to
     /// <paramref name="outFolder"/> in <paramref name="dtype"/> (default: the base's torch_dtype). With
     /// <paramref name="quantize"/> the merged linear layers are quantized (the others kept in float32) and the
-    /// folder written in bitsandbytes' layout, as transformers saves a quantized model.
+    /// folder written in bitsandbytes' layout, as transformers saves a quantized model. With <paramref name="baseQuantization"/>
+    /// a float base is first quantized that way and decoded again, the base a QLoRA adapter was trained on (a folder saved
+    /// quantized is that already), so the merged model gives what the adapter gave on it.
     /// </summary>
     /// <exception cref="ArgumentException">No adapter is given; <paramref name="outFolder"/> is a file, the base folder, or not empty while <paramref name="force"/> is false.</exception>
     public static Result Merge(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string outFolder, string pluginsFolder,
-        ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes, BitsAndBytesConfig? quantize = null)
+        ScalarType? dtype = null, bool force = false, long maxShardBytes = DefaultMaxShardBytes, BitsAndBytesConfig? quantize = null,
+        BitsAndBytesConfig? baseQuantization = null)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         if (adapters.Count == 0) throw new ArgumentException("merge needs at least one adapter.", nameof(adapters));
@@ -60,7 +63,7 @@ public static class MergedModelWriter
             throw new ArgumentException($"a quantized output keeps its other weights in float32; --dtype {dtype} cannot apply.", nameof(dtype));
         quantize?.Validate("the requested output quantization");
         CheckOutput(modelFolder, outFolder, force);
-        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, ScalarType.Float32, CPU, dequantize: true);
+        using AdaptedModel loaded = AdaptedModel.Load(modelFolder, adapters, pluginsFolder, ScalarType.Float32, CPU, baseQuantization, dequantize: true);
         ScalarType target = dtype ?? BaseDType(loaded.Config);
         nn.Module merged = loaded.Peft!.MergeAndUnload();
         if (quantize is not null) return WriteQuantized(modelFolder, merged, loaded.Config, outFolder, quantize);

@@ -1,4 +1,5 @@
 using PeftHost.Engine.Peft;
+using PeftHost.Formats.BitsAndBytes;
 using PeftHost.Engine.Plugins;
 using PeftHost.Models;
 using PeftHost.Models.Config;
@@ -30,15 +31,15 @@ public static class EvaluationJob
     /// <param name="Outputs">Generation metrics: (prompt row, generated text, reference).</param>
     public sealed record Result(string Metric, double Value, int Rows, IReadOnlyList<(string Source, string Output, string Reference)> Outputs);
 
-    /// <summary>Evaluates.</summary>
+    /// <summary>Evaluates; with <paramref name="quantization"/> the base's linear layers are quantized as they load (a QLoRA adapter's base).</summary>
     public static Result Run(string modelFolder, string? adapterFolder, string dataFile, string metric, string pluginsFolder, Device? device = null,
-        int maxLength = 1024, int batchSize = 8, int maxNewTokens = 64, CancellationToken cancel = default)
+        int maxLength = 1024, int batchSize = 8, int maxNewTokens = 64, CancellationToken cancel = default, BitsAndBytesConfig? quantization = null)
     {
         if (!Metrics.Contains(metric)) throw new ArgumentException($"--metric {metric}: use one of {string.Join("|", Metrics)}.");
         device ??= CPU;
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = pluginsFolder, HotReload = false });
         catalog.Scan();
-        (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, device: device);
+        (ModelConfig config, nn.Module model) = ModelFactory.Load(modelFolder, ScalarType.Float32, device, quantization);
         using (model)
         using (var peft = adapterFolder is null ? new PeftModel(model, catalog) : PeftModel.FromPretrained(model, adapterFolder, catalog))
         {

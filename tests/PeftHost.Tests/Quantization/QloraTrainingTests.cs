@@ -48,6 +48,10 @@ public sealed class QloraTrainingTests
         (double after, var answers) = run.Score(quantized);
         TestContext.Current.TestOutputHelper?.WriteLine($"QLoRA exact match {after:P0}; e.g. {string.Join(", ", answers.Take(5).Select(a => a.Prompt + a.Output))}");
         Assert.True(after >= 0.9, $"exact match after QLoRA training is {after:P0}: {RuleTaskRun.Wrong(answers)}");
+        // `pefthost evaluate --load-in-4bit --double-quant` scores on the same 4-bit base.
+        EvaluationJob.Result exact = EvaluationJob.Run(run.ModelDir, run.Output, RuleTaskRun.HeldOut, "exact_match", PluginDirs.Installed, maxNewTokens: 8,
+            cancel: TestContext.Current.CancellationToken, quantization: Nf4);
+        Assert.Equal(after, exact.Value);
     }
 
     [Fact]

@@ -1,9 +1,11 @@
 using System.Text.Json.Nodes;
 using PeftHost.Abstractions.Layers;
+using PeftHost.Engine.Export;
 using PeftHost.Engine.Inference;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
 using PeftHost.Formats.BitsAndBytes;
+using PeftHost.Formats.Gguf;
 using PeftHost.Models;
 using PeftHost.Models.Quantization;
 using PeftHost.Tests.PeftReference;
@@ -158,5 +160,46 @@ public sealed class QuantizedMergeTests
         Assert.Equal(14, layers);
         Assert.Throws<ArgumentException>(() => MergedModelWriter.Merge(Quantized(Model), [AdapterSpec.FromFolder(adapter, 0)], Path.Combine(dir.Path, "x"), PluginDirs.Installed,
             dtype: ScalarType.BFloat16, quantize: nf4));
+    }
+
+    /// <summary>
+    /// A QLoRA adapter merged (or exported) from the float folder with the base's quantization asked for: the base is
+    /// quantized as the adapter was trained on it and decoded, so the result is the merge from the folder bitsandbytes'
+    /// algorithm quantized in the lab (the same numbers), not the merge into the float weights.
+    /// </summary>
+    [Fact]
+    public void Merge_and_export_with_load_in_4bit_start_from_the_base_the_adapter_was_trained_on()
+    {
+        using var dir = new ScratchFolder();
+        using PluginCatalog catalog = PeftCase.Catalog();
+        string adapter = MakeAdapter(Model, catalog, Path.Combine(dir.Path, "adapter"));
+        string floatBase = Path.Combine(BnbCases.Model(Model), "base");
+        var nf4 = new BitsAndBytesConfig { LoadIn4Bit = true, QuantType = FourBitType.Nf4, UseDoubleQuant = true };
+        using Tensor ids = BnbCases.InputIds(Model);
+        Tensor Logits(string folder)
+        {
+            using nn.Module m = ModelFactory.Load(folder).Model;
+            using (no_grad()) return ((ICausalLM)m).Forward(ids);
+        }
+
+        string fromQuantized = Path.Combine(dir.Path, "from-quantized"), fromFloat = Path.Combine(dir.Path, "from-float"), plain = Path.Combine(dir.Path, "plain");
+        MergedModelWriter.Merge(Quantized(Model), [AdapterSpec.FromFolder(adapter, 0)], fromQuantized, PluginDirs.Installed);
+        (int code, _, string stderr) = Cli.Run(["merge", "--model", floatBase, "--adapter", adapter, "--out", fromFloat, "--load-in-4bit", "--double-quant"]);
+        Assert.True(code == 0, stderr);
+        MergedModelWriter.Merge(floatBase, [AdapterSpec.FromFolder(adapter, 0)], plain, PluginDirs.Installed);
+        using Tensor expected = Logits(fromQuantized), merged = Logits(fromFloat), intoFloat = Logits(plain);
+        Assert.True(Tensors.MaxAbsDiff(merged, expected) < 1e-5, $"merge --load-in-4bit vs the lab-quantized folder's merge: {Tensors.MaxAbsDiff(merged, expected)}");
+        Assert.True(Tensors.MaxAbsDiff(intoFloat, expected) > 1e-3, "the float base gives other numbers (the base's quantization matters)");
+
+        // export --format gguf decodes the same base before the merge: its f32 tensors equal the quantized folder's export.
+        string a = Path.Combine(dir.Path, "a.gguf"), b = Path.Combine(dir.Path, "b.gguf");
+        LlamaGgufExporter.Export(Quantized(Model), [AdapterSpec.FromFolder(adapter, 0)], PluginDirs.Installed, GgmlType.F32, a);
+        LlamaGgufExporter.Export(floatBase, [AdapterSpec.FromFolder(adapter, 0)], PluginDirs.Installed, GgmlType.F32, b, baseQuantization: nf4);
+        using GgufFile ga = GgufFile.Open(a), gb = GgufFile.Open(b);
+        foreach (GgufTensorInfo t in ga.Tensors)
+        {
+            float[] x = ga.ReadTensorFloats(t.Name), y = gb.ReadTensorFloats(t.Name);
+            Assert.True(x.Zip(y).All(p => Math.Abs(p.First - p.Second) < 1e-6), $"GGUF tensor {t.Name} differs");
+        }
     }
 }
