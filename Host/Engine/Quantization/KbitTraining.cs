@@ -13,19 +13,24 @@ namespace PeftHost.Engine.Quantization;
 /// weights are buffers and keep their storage.
 /// </summary>
 /// <remarks>
-/// PEFT also turns on gradient checkpointing (<c>use_gradient_checkpointing=True</c>) and, for its reentrant
-/// form, makes the input embedding's output require grad (transformers' <c>enable_input_require_grads</c>, a
-/// forward hook). Here checkpointing stays the training settings' <c>gradient_checkpointing</c>, and the input
-/// needs no gradient: the adapters' own parameters make autograd record the path through the frozen layers.
+/// As PEFT, gradient checkpointing is turned on by default (<c>use_gradient_checkpointing=True</c>) on a model that
+/// can recompute its layers; the training job passes its settings' <c>gradient_checkpointing</c> instead, which the
+/// Trainer applies anyway. PEFT's other step for its reentrant checkpointing, making the input embedding's output
+/// require grad (transformers' <c>enable_input_require_grads</c>), is not needed here: our checkpointed layers are
+/// recomputed in backward from their saved inputs, and the adapters' own parameters make autograd record the path.
 /// </remarks>
 public static class KbitTraining
 {
     /// <summary>Prepares <paramref name="model"/>; returns the parameters cast to float32 (a tied weight under its source's name).</summary>
+    /// <param name="model">The base, quantized layers in place, before adapters are added.</param>
+    /// <param name="useGradientCheckpointing">Turn on gradient checkpointing when the model can recompute its layers (PEFT's default: true).</param>
     /// <exception cref="NotSupportedException">A module shares a half-precision parameter but offers no way to share the float32 copy.</exception>
-    public static IReadOnlyList<string> PrepareForKbitTraining(nn.Module model)
+    public static IReadOnlyList<string> PrepareForKbitTraining(nn.Module model, bool useGradientCheckpointing = true)
     {
         foreach (Parameter p in model.parameters()) p.requires_grad = false;
-        return CastHalfParameters(model);
+        IReadOnlyList<string> cast = CastHalfParameters(model);
+        if (useGradientCheckpointing && model is IGradientCheckpointing checkpointing) checkpointing.GradientCheckpointing = true;
+        return cast;
     }
 
     // Each module that owns a half-precision parameter converts it (module.to(float32): quantized layers convert

@@ -41,8 +41,9 @@ public static class FineTuningJob
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = request.PluginsFolder, HotReload = false });
         catalog.Scan();
         (ModelConfig config, nn.Module model) = ModelFactory.Load(request.ModelFolder, ScalarType.Float32, request.Device, quantization);
-        // A quantized base (given or stored) is prepared as PEFT's prepare_model_for_kbit_training before the adapter is added.
-        if (model.modules().Any(m => m is QuantizedLinear)) KbitTraining.PrepareForKbitTraining(model);
+        // A quantized base (given or stored) is prepared as PEFT's prepare_model_for_kbit_training before the adapter is
+        // added; checkpointing follows the run's gradient_checkpointing, as the Trainer sets it anyway.
+        if (model.modules().Any(m => m is QuantizedLinear)) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: args.GradientCheckpointing);
         // The model folder's tokenizer, loaded when the data or a method asks for it (prompt tuning's TEXT initialisation).
         ITextTokenizer? tokenizer = null;
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.FromDirectory(request.ModelFolder);

@@ -30,6 +30,7 @@ public sealed class KbitTrainingTests
             Linear4bit first = model.modules().OfType<Linear4bit>().First();
             Assert.Equal(before, first.PackedCodes());
             Assert.Contains(first.named_buffers(), b => b.name == "nested_absmax" && b.buffer.dtype == ScalarType.Float32);
+            Assert.True(((IGradientCheckpointing)model).GradientCheckpointing, "PEFT's use_gradient_checkpointing defaults to true");
 
             using Tensor ids = BnbCases.InputIds("llama_nf4_double_quant");
             using Tensor logits = ((ICausalLM)model).Forward(ids);
@@ -48,7 +49,8 @@ public sealed class KbitTrainingTests
         {
             foreach (var p in model.parameters()) p.requires_grad = true;
             Parameter norm = model.named_parameters().First(p => p.name == "model.norm.weight").parameter;
-            Assert.Empty(KbitTraining.PrepareForKbitTraining(model));
+            Assert.Empty(KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: false));
+            Assert.False(((IGradientCheckpointing)model).GradientCheckpointing);
             Assert.Same(norm, model.named_parameters().First(p => p.name == "model.norm.weight").parameter);
             Assert.All(model.parameters(), p => Assert.False(p.requires_grad));
         }
