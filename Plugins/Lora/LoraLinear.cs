@@ -164,8 +164,14 @@ public class LoraLinear : LoraLayer
             Tensor x = index is null ? input : input.index_select(0, index);
             Tensor a = stack(rows.Select(g => (Tensor)lora_A[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, in, r]
             Tensor b = stack(rows.Select(g => (Tensor)lora_B[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, r, out]
+            Tensor down = bmm(x, a);
+            double scaling = Scaling(rows[0].Name);
+            if (index is null && result.dtype == x.dtype && rows.All(g => Scaling(g.Name) == scaling))
+                // Every row adapted at one scale (the usual serving batch): the up-projection, the scale and the sum are one
+                // baddbmm, result + scaling · down · b (TorchSharp's instance form: batch1.baddbmm(batch2, input)).
+                return scope.MoveToOuter(down.baddbmm(b, result, beta: 1, alpha: (float)scaling));
             Tensor scale = tensor(rows.Select(g => Scaling(g.Name)).ToArray(), dtype: x.dtype, device: x.device).view(-1, 1, 1);
-            Tensor up = bmm(bmm(x, a), b).mul_(scale).to(result.dtype);
+            Tensor up = bmm(down, b).mul_(scale).to(result.dtype);
             if (index is null) result = is_grad_enabled() ? result + up : result.add_(up);
             else result = result.index_add(0, index, up, 1);
             return scope.MoveToOuter(result);
