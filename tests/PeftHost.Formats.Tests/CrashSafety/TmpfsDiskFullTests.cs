@@ -20,14 +20,17 @@ public sealed class TmpfsDiskFullTests
         Dictionary<string, byte[]> before = DiskFullTests.Snapshot(mount.Path);
         // Fill the file system but for a few bytes, so that no new version fits.
         string filler = Path.Combine(mount.Path, "filler");
+        bool full = false;
         using (var f = new FileStream(filler, FileMode.CreateNew))
         {
             var block = new byte[4096];
+            // The write that no longer fits ends the loop; a last buffered block may not fit on flush either.
             try { while (true) f.Write(block); }
-            catch (IOException) { }
+            catch (IOException) { full = true; }
             try { f.Flush(); }
-            catch (IOException) { }
+            catch (IOException) { full = true; }
         }
+        Assert.True(full, "the filler never ran out of space");
         before["filler"] = File.ReadAllBytes(filler);
         var e = Assert.Throws<AtomicWriteException>(() => DiskFullTests.Write(writer, mount.Path, version: 2));
         Assert.Contains("No space left on device", e.Message);
