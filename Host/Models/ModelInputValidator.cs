@@ -52,6 +52,18 @@ public static class ModelInputValidator
             throw new ModelInputException(parameter, $"positions {start} .. {start + length - 1} ({parameter} {start} + {length} tokens) exceed the model's context of {maxPositions} positions (config max_position_embeddings).");
     }
 
+    /// <summary>
+    /// A per-row forward's inputs (ForwardRows): <see cref="RowPositions"/> within <paramref name="maxPositions"/>, and a KV
+    /// cache that holds every row's history up to the furthest start (<see cref="Cache"/>).
+    /// </summary>
+    public static void RowForward(IReadOnlyList<long> rowStarts, long batch, long length, int maxPositions, KvCache? cache,
+        int layers, int kvHeads, int headDim, Tensor reference)
+    {
+        RowPositions(rowStarts, batch, length, maxPositions);
+        if (cache is null) throw new ModelInputException(nameof(cache), "A per-row forward needs a KV cache (each row is written at its own position).");
+        Cache(cache, batch, rowStarts.Max(), length, layers, kvHeads, headDim, reference.dtype, reference.device);
+    }
+
     /// <summary>Per-row start positions: one per batch row, each 0 or more, each row's positions start .. start + length within the context.</summary>
     public static void RowPositions(IReadOnlyList<long>? rowStarts, long batch, long length, int maxPositions, string parameter = "rowStarts")
     {

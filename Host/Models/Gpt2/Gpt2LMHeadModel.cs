@@ -74,7 +74,7 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
     {
         Tensor reference = transformer.Reference;
         ModelInputValidator.TokenIds(inputIds, _config.VocabSize, reference.device);
-        CheckRows(inputIds.shape[0], inputIds.shape[1], cache, rowStarts, reference);
+        ModelInputValidator.RowForward(rowStarts, inputIds.shape[0], inputIds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumHeads, _config.HiddenSize / _config.NumHeads, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = transformer.ForwardEmbeddingsRows(transformer.Wte.forward(inputIds), cache, rowStarts);
         return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
@@ -85,18 +85,12 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLM, ITie
     {
         Tensor reference = transformer.Reference;
         ModelInputValidator.Embeddings(inputsEmbeds, _config.HiddenSize, reference.dtype, reference.device);
-        CheckRows(inputsEmbeds.shape[0], inputsEmbeds.shape[1], cache, rowStarts, reference);
+        ModelInputValidator.RowForward(rowStarts, inputsEmbeds.shape[0], inputsEmbeds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumHeads, _config.HiddenSize / _config.NumHeads, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = transformer.ForwardEmbeddingsRows(inputsEmbeds, cache, rowStarts);
         return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
     }
 
-    private void CheckRows(long batch, long seq, KvCache cache, IReadOnlyList<long> rowStarts, Tensor reference)
-    {
-        ModelInputValidator.RowPositions(rowStarts, batch, seq, _config.MaxPositions);
-        if (cache is null) throw new ModelInputException(nameof(cache), "A per-row forward needs a KV cache (each row is written at its own position).");
-        ModelInputValidator.Cache(cache, batch, rowStarts.Max(), seq, _config.NumLayers, _config.NumHeads, _config.HiddenSize / _config.NumHeads, reference.dtype, reference.device);
-    }
 
     private Tensor HeadRows(Tensor hidden, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly)
     {

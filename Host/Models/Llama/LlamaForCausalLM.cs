@@ -98,7 +98,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, IPa
     {
         Tensor reference = model.Reference;
         ModelInputValidator.TokenIds(inputIds, _config.VocabSize, reference.device);
-        CheckRows(inputIds.shape[0], inputIds.shape[1], cache, rowStarts, reference);
+        ModelInputValidator.RowForward(rowStarts, inputIds.shape[0], inputIds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = model.ForwardEmbeddingsRows(model.EmbedTokens.forward(inputIds), cache, rowStarts);
         return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
@@ -109,18 +109,12 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, IPa
     {
         Tensor reference = model.Reference;
         ModelInputValidator.Embeddings(inputsEmbeds, _config.HiddenSize, reference.dtype, reference.device);
-        CheckRows(inputsEmbeds.shape[0], inputsEmbeds.shape[1], cache, rowStarts, reference);
+        ModelInputValidator.RowForward(rowStarts, inputsEmbeds.shape[0], inputsEmbeds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference);
         using var scope = NewDisposeScope();
         Tensor hidden = model.ForwardEmbeddingsRows(inputsEmbeds, cache, rowStarts);
         return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
     }
 
-    private void CheckRows(long batch, long seq, KvCache cache, IReadOnlyList<long> rowStarts, Tensor reference)
-    {
-        ModelInputValidator.RowPositions(rowStarts, batch, seq, _config.MaxPositions);
-        if (cache is null) throw new ModelInputException(nameof(cache), "A per-row forward needs a KV cache (each row is written at its own position).");
-        ModelInputValidator.Cache(cache, batch, rowStarts.Max(), seq, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference.dtype, reference.device);
-    }
 
     private Tensor HeadRows(Tensor hidden, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly)
     {
