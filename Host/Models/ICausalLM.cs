@@ -42,11 +42,15 @@ public interface ICausalLM
     /// whose rows are at different positions (continuous batching): row i's ids sit at
     /// <paramref name="rowStarts"/>[i] .. + seq, are written into row i of <paramref name="cache"/> there, and
     /// attend to that row's own cached positions 0 .. rowStarts[i] + seq only.
+    /// With <paramref name="rowLengths"/>, row i holds rowLengths[i] tokens and is right-padded to seq (prompts of
+    /// different lengths run as one batch): its cache row then counts rowStarts[i] + rowLengths[i] positions (the
+    /// padding's keys sit beyond them, where its next token overwrites them, and no real token attends to them),
+    /// and <paramref name="lastTokenOnly"/> takes each row's last real token.
     /// </summary>
-    /// <exception cref="ModelInputException">An id is outside the vocabulary, a row's positions exceed the context or the cache, there is not one start per row, or the cache does not fit (all checked before libtorch).</exception>
-    Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false);
+    /// <exception cref="ModelInputException">An id is outside the vocabulary, a row's positions exceed the context or the cache, there is not one start (or length, from 1 to seq) per row, or the cache does not fit (all checked before libtorch).</exception>
+    Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false, IReadOnlyList<long>? rowLengths = null);
 
     /// <summary>As <see cref="ForwardRows"/> from input embeddings [batch, seq, hidden].</summary>
     /// <exception cref="ModelInputException">As for <see cref="ForwardRows"/> and <see cref="ForwardEmbeddings"/>.</exception>
-    Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false);
+    Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false, IReadOnlyList<long>? rowLengths = null);
 }

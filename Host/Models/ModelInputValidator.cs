@@ -57,9 +57,10 @@ public static class ModelInputValidator
     /// cache that holds every row's history up to the furthest start (<see cref="Cache"/>).
     /// </summary>
     public static void RowForward(IReadOnlyList<long> rowStarts, long batch, long length, int maxPositions, KvCache? cache,
-        int layers, int kvHeads, int headDim, Tensor reference)
+        int layers, int kvHeads, int headDim, Tensor reference, IReadOnlyList<long>? rowLengths = null)
     {
         RowPositions(rowStarts, batch, length, maxPositions);
+        RowLengths(rowLengths, batch, length);
         if (cache is null) throw new ModelInputException(nameof(cache), "A per-row forward needs a KV cache (each row is written at its own position).");
         Cache(cache, batch, rowStarts.Max(), length, layers, kvHeads, headDim, reference.dtype, reference.device);
     }
@@ -75,6 +76,16 @@ public static class ModelInputValidator
             if (rowStarts[i] + length > maxPositions)
                 throw new ModelInputException(parameter, $"row {i}: positions {rowStarts[i]} .. {rowStarts[i] + length - 1} ({parameter}[{i}] {rowStarts[i]} + {length} tokens) exceed the model's context of {maxPositions} positions (config max_position_embeddings).");
         }
+    }
+
+    /// <summary>Per-row token counts of a right-padded batch (null: no padding): one per batch row, each from 1 to the batch's sequence length.</summary>
+    public static void RowLengths(IReadOnlyList<long>? rowLengths, long batch, long length, string parameter = "rowLengths")
+    {
+        if (rowLengths is null) return;
+        if (rowLengths.Count != batch) throw new ModelInputException(parameter, $"{parameter} has {rowLengths.Count} lengths for a batch of {batch} rows; expected one per row.");
+        for (int i = 0; i < rowLengths.Count; i++)
+            if (rowLengths[i] < 1 || rowLengths[i] > length)
+                throw new ModelInputException(parameter, $"{parameter}[{i}] is {rowLengths[i]}; expected 1 to the batch's {length} tokens per row.");
     }
 
     /// <summary>An attention mask: [batch, keys] of 0 (padding) and 1 (token), bool, integer or floating, on the model's device.</summary>

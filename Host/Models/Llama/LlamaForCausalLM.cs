@@ -94,32 +94,32 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLM, IPa
     }
 
     /// <inheritdoc />
-    public Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false)
+    public Tensor ForwardRows(Tensor inputIds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false, IReadOnlyList<long>? rowLengths = null)
     {
         Tensor reference = model.Reference;
         ModelInputValidator.TokenIds(inputIds, _config.VocabSize, reference.device);
-        ModelInputValidator.RowForward(rowStarts, inputIds.shape[0], inputIds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference);
+        ModelInputValidator.RowForward(rowStarts, inputIds.shape[0], inputIds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference, rowLengths);
         using var scope = NewDisposeScope();
         Tensor hidden = model.ForwardEmbeddingsRows(model.EmbedTokens.forward(inputIds), cache, rowStarts);
-        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
+        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly, rowLengths));
     }
 
     /// <inheritdoc />
-    public Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false)
+    public Tensor ForwardEmbeddingsRows(Tensor inputsEmbeds, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly = false, IReadOnlyList<long>? rowLengths = null)
     {
         Tensor reference = model.Reference;
         ModelInputValidator.Embeddings(inputsEmbeds, _config.HiddenSize, reference.dtype, reference.device);
-        ModelInputValidator.RowForward(rowStarts, inputsEmbeds.shape[0], inputsEmbeds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference);
+        ModelInputValidator.RowForward(rowStarts, inputsEmbeds.shape[0], inputsEmbeds.shape[1], _config.MaxPositions, cache, _config.NumLayers, _config.NumKeyValueHeads, _config.HeadDim, reference, rowLengths);
         using var scope = NewDisposeScope();
         Tensor hidden = model.ForwardEmbeddingsRows(inputsEmbeds, cache, rowStarts);
-        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly));
+        return scope.MoveToOuter(HeadRows(hidden, cache, rowStarts, lastTokenOnly, rowLengths));
     }
 
 
-    private Tensor HeadRows(Tensor hidden, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly)
+    private Tensor HeadRows(Tensor hidden, KvCache cache, IReadOnlyList<long> rowStarts, bool lastTokenOnly, IReadOnlyList<long>? rowLengths)
     {
-        for (int i = 0; i < rowStarts.Count; i++) cache.SetRowLength(i, rowStarts[i] + hidden.shape[1]);
-        if (lastTokenOnly) hidden = hidden.narrow(1, hidden.shape[1] - 1, 1);
+        for (int i = 0; i < rowStarts.Count; i++) cache.SetRowLength(i, rowStarts[i] + (rowLengths?[i] ?? hidden.shape[1]));
+        if (lastTokenOnly) hidden = PaddedRows.LastTokens(hidden, rowLengths);
         return lm_head.forward(hidden);
     }
 

@@ -8,7 +8,8 @@ namespace PeftHost.Serving.Scheduling;
 
 /// <summary>
 /// Runs an <see cref="IBatchDecoder"/> on one thread of its own: requests wait in a bounded queue, join the batch
-/// when a row is free (continuous batching: between two decoding steps) and leave it when done, cancelled or
+/// when a row is free (continuous batching: between two decoding steps; those admitted together start together, so
+/// the decoder can prefill their prompts as one batch) and leave it when done, cancelled or
 /// timed out, which frees their row at once. Adapter changes run on the same thread between steps: loading a
 /// new adapter at once; a hotswap or an unload of adapter X once no running request uses X, while new requests
 /// for X wait in the queue and every other adapter goes on. So a request runs start to end with the adapter
@@ -212,58 +213,65 @@ public sealed class GenerationScheduler : IDisposable
         }
     }
 
+    // Takes every admissible waiting request that has a free row and starts them together (the decoder prefills
+    // their prompts as one batch where it can), then streams each one's first token.
     private void Admit()
     {
         while (true)
         {
-            GenerationRequest? request;
+            var taken = new List<GenerationRequest>();
             lock (_gate)
             {
-                if (_rows.Count >= _decoder.MaxRows) return;
-                request = Next();
-                if (request is null) return;
-                _queue.Remove(request);
+                while (_rows.Count + taken.Count < _decoder.MaxRows && Next(taken) is { } request)
+                {
+                    _queue.Remove(request);
+                    taken.Add(request);
+                }
+                if (taken.Count == 0) return;
                 _metrics?.Waiting(_queue.Count);
             }
-            request.Admitted();
-            DecodeSequence sequence;
-            try
+            foreach (GenerationRequest r in taken) r.Admitted();
+            IReadOnlyList<StartOutcome> outcomes = _decoder.StartMany([.. taken.Select(r => new SequenceStart(r.Prompt, r.Adapter, r.Options))]);
+            for (int i = 0; i < taken.Count; i++)
             {
-                sequence = _decoder.Start(request.Prompt, request.Adapter, request.Options);
+                GenerationRequest request = taken[i];
+                if (outcomes[i].Sequence is not { } sequence)
+                {
+                    request.Fail(outcomes[i].Error ?? new InvalidOperationException("The decoder did not start the request."));
+                    continue;
+                }
+                if (request.Adapter == _lastAdapter) _streak++;
+                else (_lastAdapter, _streak) = (request.Adapter, 1);
+                lock (_gate) _rows.Add((request, sequence));
+                _metrics?.Started(request.QueueSeconds ?? 0);
+                Emit(request, sequence);
             }
-            catch (Exception e)
-            {
-                request.Fail(e);
-                continue;
-            }
-            if (request.Adapter == _lastAdapter) _streak++;
-            else (_lastAdapter, _streak) = (request.Adapter, 1);
-            lock (_gate) _rows.Add((request, sequence));
-            _metrics?.Started(request.QueueSeconds ?? 0);
-            Emit(request, sequence);
         }
     }
 
-    // The oldest admissible request: its adapter is not waiting for a hotswap or unload, and it may join the running rows.
-    private GenerationRequest? Next()
+    // The oldest admissible request: its adapter is not waiting for a hotswap or unload, and it may join the running
+    // rows and those already taken for this admission (a decoder that cannot mix adapters runs one adapter at a time).
+    private GenerationRequest? Next(List<GenerationRequest> taken)
     {
         var draining = new HashSet<string>(_commands.Where(c => c.Operation != AdapterOperation.Load).Select(c => c.Name), StringComparer.Ordinal);
         bool mixes = _decoder.MixesAdapters;
-        string? running = _rows.Count > 0 ? _rows[0].Request.Adapter : null;
+        bool busy = _rows.Count > 0 || taken.Count > 0;
+        string? running = _rows.Count > 0 ? _rows[0].Request.Adapter : taken.Count > 0 ? taken[0].Adapter : null;
+        string? last = taken.Count > 0 ? taken[^1].Adapter : _lastAdapter;
         GenerationRequest? oldest = null, sameAdapter = null;
         foreach (GenerationRequest r in _queue)
         {
             if (r.IsCancelled || (r.Adapter is { } a && draining.Contains(a))) continue;
-            if (!mixes && _rows.Count > 0 && r.Adapter != running) continue;
+            if (!mixes && busy && r.Adapter != running) continue;
             oldest ??= r;
-            if (r.Adapter == _lastAdapter)
+            if (r.Adapter == last)
             {
                 sameAdapter = r;
                 break;
             }
         }
         // A decoder that cannot mix adapters switches them as rarely as it fairly can.
-        if (!mixes && sameAdapter is not null && _streak < MaxAdapterStreak) return sameAdapter;
+        if (!mixes && sameAdapter is not null && _streak + taken.Count < MaxAdapterStreak) return sameAdapter;
         return oldest;
     }
 

@@ -40,7 +40,8 @@ public class RowPositionTests
 
     // The same sequences together: each prompt into its own row, then every step for all rows at their own positions.
     // With finishFirst, sequence 0 leaves after its prompt and the last row moves into its place (a scheduler's compaction).
-    private static List<float[]>?[] Batched(ICausalLM lm, bool finishFirst)
+    // With paddedPrefill, the prompts run as one batch, right-padded to the longest (a batched prefill).
+    private static List<float[]>?[] Batched(ICausalLM lm, bool finishFirst, bool paddedPrefill = false)
     {
         int n = Prompts.Length;
         var result = Enumerable.Range(0, n).Select(_ => (List<float[]>?)new List<float[]>()).ToArray();
@@ -48,7 +49,21 @@ public class RowPositionTests
         var rowOf = Enumerable.Range(0, n).ToDictionary(s => s, s => s);
         using (no_grad())
         {
-            for (int r = 0; r < n; r++)
+            if (paddedPrefill)
+            {
+                int longest = Prompts.Max(p => p.Length);
+                // The padding is an arbitrary valid id: no real token attends to it, and the next token overwrites its keys.
+                long[] padded = [.. Prompts.SelectMany(p => p.Concat(Enumerable.Repeat(200L, longest - p.Length)))];
+                using Tensor ids = torch.tensor(padded).view(n, longest);
+                using Tensor first = lm.ForwardRows(ids, cache, new long[n], lastTokenOnly: true, rowLengths: [.. Prompts.Select(p => (long)p.Length)]);
+                Assert.Equal([n, 1, lm.Config.VocabSize], first.shape);
+                for (int r = 0; r < n; r++)
+                {
+                    result[r]!.Add(first[r].reshape(-1).data<float>().ToArray());
+                    Assert.Equal(Prompts[r].Length, cache.RowLength(r));
+                }
+            }
+            for (int r = 0; r < n && !paddedPrefill; r++)
             {
                 using KvCache row = cache.Rows(r, 1);
                 using Tensor p = torch.tensor(Prompts[r]).unsqueeze(0);
@@ -108,6 +123,20 @@ public class RowPositionTests
         }
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gpt2")]
+    public void Prompts_of_different_lengths_prefilled_as_one_padded_batch_equal_each_sequence_alone(string arch)
+    {
+        (_, nn.Module model) = ModelPresets.Create(arch, "tiny", seed: 5);
+        using (model)
+        {
+            var lm = (ICausalLM)model;
+            List<float[]>?[] batched = Batched(lm, finishFirst: false, paddedPrefill: true);
+            for (int s = 0; s < Prompts.Length; s++) AssertClose(Alone(lm, Prompts[s], Next[s]), batched[s]!);
+        }
+    }
+
     [Fact]
     public void A_row_moved_into_a_freed_row_decodes_on_as_before()
     {
@@ -151,6 +180,10 @@ public class RowPositionTests
             var room = Assert.Throws<ModelInputException>(() => lm.ForwardRows(ids, cache, [0, 8]));
             Assert.Contains("holds 8 positions", room.Message);
             Assert.Throws<ModelInputException>(() => lm.ForwardRows(ids, cache, [-1, 0]));
+            var lengths = Assert.Throws<ModelInputException>(() => lm.ForwardRows(ids, cache, [0, 0], rowLengths: [1, 2]));
+            Assert.Equal("rowLengths", lengths.ParamName);
+            Assert.Contains("rowLengths[1] is 2; expected 1 to the batch's 1 tokens per row", lengths.Message);
+            Assert.Throws<ModelInputException>(() => lm.ForwardRows(ids, cache, [0, 0], rowLengths: [1]));
         }
     }
 }

@@ -52,6 +52,30 @@ public interface IBatchDecoder : IDisposable
     /// <exception cref="ArgumentException">A token id is outside the vocabulary, or the prompt does not fit the context.</exception>
     DecodeSequence Start(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options);
 
+    /// <summary>
+    /// Starts several sequences in free rows, in order: an engine that can runs their prompts as one padded batch
+    /// (a batched prefill); the default starts them one after the other. A request that <see cref="Start"/> would
+    /// refuse gets its exception in its outcome and the others start; a failure of the shared forward fails them all.
+    /// </summary>
+    IReadOnlyList<StartOutcome> StartMany(IReadOnlyList<SequenceStart> starts)
+    {
+        ArgumentNullException.ThrowIfNull(starts);
+        var outcomes = new StartOutcome[starts.Count];
+        for (int i = 0; i < starts.Count; i++)
+        {
+            try
+            {
+                outcomes[i] = new StartOutcome(Start(starts[i].Prompt, starts[i].Adapter, starts[i].Options), null);
+            }
+            catch (Exception e)
+            {
+                // One request's failure is its own (the scheduler fails that request only).
+                outcomes[i] = new StartOutcome(null, e);
+            }
+        }
+        return outcomes;
+    }
+
     /// <summary>One more token for every running sequence.</summary>
     void Step();
 

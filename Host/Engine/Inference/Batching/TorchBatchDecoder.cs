@@ -18,8 +18,8 @@ namespace PeftHost.Engine.Inference.Batching;
 /// sequence (the models' per-row forward, <see cref="ICausalLM.ForwardRows"/>), and a different adapter per row
 /// (PEFT's mixed batch, <see cref="PeftModel.Run{T}"/> with adapter names). The running sequences fill rows
 /// 0 .. n - 1: a finished one's row takes the last row's content, so a step runs exactly the live rows.
-/// A prompt runs alone into its row (<see cref="PeftModel.CausalLMPrefill"/>: prompt-learning adapters put
-/// their virtual tokens first there), then decodes with the others. Every method runs on the caller's thread
+/// Prompts that arrive together run as one padded batch (<see cref="StartMany"/>); a prompt-learning adapter's
+/// runs alone into its row (<see cref="PeftModel.CausalLMPrefill"/> puts its virtual tokens first), then decodes with the others. Every method runs on the caller's thread
 /// (one thread drives it); plugin reloads from other threads wait for the step in flight (the PEFT model's lock).
 /// </summary>
 public sealed class TorchBatchDecoder : IBatchDecoder
@@ -122,19 +122,9 @@ public sealed class TorchBatchDecoder : IBatchDecoder
     /// <inheritdoc/>
     public DecodeSequence Start(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        ArgumentNullException.ThrowIfNull(options);
         if (_running.Count >= MaxRows) throw new InvalidOperationException($"All {MaxRows} rows are in use.");
-        if (prompt.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(prompt));
-        if (prompt.FirstOrDefault(i => i < 0 || i >= VocabSize, -1) is int bad and >= 0)
-            throw new ArgumentException($"Token id {bad} is outside the model's vocabulary of {VocabSize}.", nameof(prompt));
-        bool promptLearning = adapter is not null && _peft.IsPromptLearning(adapter);
-        long needed = prompt.Count + ExtraPositions(adapter);
-        if (needed >= ContextSize + 1)
-            throw new ArgumentException($"{prompt.Count} prompt tokens{(needed > prompt.Count ? $" and {needed - prompt.Count} virtual tokens" : "")} exceed the model's context of {ContextSize} positions.", nameof(prompt));
+        DecodeSequence sequence = Prepare(prompt, adapter, options, _running.Count, out long needed);
         Reserve(needed);
-        var sequence = new DecodeSequence(prompt, adapter, options) { Row = _running.Count, Route = promptLearning ? AdapterRouting.BaseModel : adapter ?? AdapterRouting.BaseModel };
-        sequence.State = options.DoSample ? new torch.Generator(options.Seed is long s ? (ulong)s : (ulong)Random.Shared.NextInt64(), _device) : null;
         try
         {
             using (torch.inference_mode())
@@ -153,6 +143,118 @@ public sealed class TorchBatchDecoder : IBatchDecoder
             throw;
         }
         _running.Add(sequence);
+        return sequence;
+    }
+
+    /// <summary>
+    /// Starts the requests in free rows; the prompts of those without virtual tokens run as one batch, right-padded
+    /// to the longest, each row with its own adapter (a batched prefill: one pass over the weights for all of them).
+    /// Prompt-learning requests put their virtual tokens first and run alone (<see cref="Start"/>).
+    /// </summary>
+    public IReadOnlyList<StartOutcome> StartMany(IReadOnlyList<SequenceStart> starts)
+    {
+        ArgumentNullException.ThrowIfNull(starts);
+        var outcomes = new StartOutcome[starts.Count];
+        var batch = new List<(int Index, DecodeSequence Sequence)>();
+        int free = MaxRows - _running.Count;
+        for (int i = 0; i < starts.Count; i++)
+        {
+            SequenceStart s = starts[i];
+            try
+            {
+                if (batch.Count >= free) throw new InvalidOperationException($"All {MaxRows} rows are in use.");
+                if (s.Adapter is not null && _peft.IsPromptLearning(s.Adapter)) continue;
+                batch.Add((i, Prepare(s.Prompt, s.Adapter, s.Options, _running.Count + batch.Count, out _)));
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException)
+            {
+                outcomes[i] = new StartOutcome(null, e);
+            }
+        }
+        if (batch.Count == 1)
+        {
+            // One prompt: the single-row path (no padding, no gather).
+            batch[0].Sequence.ReleaseState();
+            batch.Clear();
+        }
+        if (batch.Count > 1) PrefillTogether(batch, outcomes);
+        for (int i = 0; i < starts.Count; i++)
+        {
+            if (outcomes[i] != default) continue;
+            try
+            {
+                outcomes[i] = new StartOutcome(Start(starts[i].Prompt, starts[i].Adapter, starts[i].Options), null);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException)
+            {
+                outcomes[i] = new StartOutcome(null, e);
+            }
+        }
+        return outcomes;
+    }
+
+    private void PrefillTogether(List<(int Index, DecodeSequence Sequence)> batch, StartOutcome[] outcomes)
+    {
+        int n = batch.Count, first = _running.Count;
+        int longest = batch.Max(b => b.Sequence.PromptLength);
+        try
+        {
+            Reserve(longest);
+            // Row j holds its prompt, then copies of its last token up to the longest (any valid id: no real token
+            // attends to the padding, and the row's next token overwrites its keys).
+            long[] ids = new long[(long)n * longest];
+            for (int j = 0; j < n; j++)
+            {
+                IReadOnlyList<long> p = batch[j].Sequence.Ids;
+                for (int t = 0; t < longest; t++) ids[(long)j * longest + t] = p[Math.Min(t, p.Count - 1)];
+            }
+            long[] lengths = [.. batch.Select(b => (long)b.Sequence.PromptLength)];
+            string[] routes = [.. batch.Select(b => b.Sequence.Route)];
+            using (torch.inference_mode())
+            using (NewDisposeScope())
+            using (KvCache rows = _cache.Rows(first, n))
+            {
+                Tensor input = torch.tensor(ids, dtype: ScalarType.Int64, device: _device).view(n, longest);
+                Tensor logits = _peft.Run(() => _lm.ForwardRows(input, rows, new long[n], lastTokenOnly: true, rowLengths: lengths), routes).view(n, -1);
+                long[] greedy = logits.argmax(-1).cpu().data<long>().ToArray();
+                for (int j = 0; j < n; j++)
+                {
+                    DecodeSequence s = batch[j].Sequence;
+                    s.Position = s.PromptLength;
+                    s.Add(Choose(logits[j], s, greedy[j]));
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            foreach ((int index, DecodeSequence s) in batch)
+            {
+                s.ReleaseState();
+                outcomes[index] = new StartOutcome(null, e);
+            }
+            return;
+        }
+        foreach ((int index, DecodeSequence s) in batch)
+        {
+            _running.Add(s);
+            outcomes[index] = new StartOutcome(s, null);
+        }
+    }
+
+    // Checks a request before anything runs and makes its sequence for `row` (its sampler seeded); `needed` = its positions.
+    private DecodeSequence Prepare(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options, int row, out long needed)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(options);
+        if (prompt.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(prompt));
+        if (prompt.FirstOrDefault(i => i < 0 || i >= VocabSize, -1) is int bad and >= 0)
+            throw new ArgumentException($"Token id {bad} is outside the model's vocabulary of {VocabSize}.", nameof(prompt));
+        bool promptLearning = adapter is not null && _peft.IsPromptLearning(adapter);
+        needed = prompt.Count + ExtraPositions(adapter);
+        if (needed >= ContextSize + 1)
+            throw new ArgumentException($"{prompt.Count} prompt tokens{(needed > prompt.Count ? $" and {needed - prompt.Count} virtual tokens" : "")} exceed the model's context of {ContextSize} positions.", nameof(prompt));
+        var sequence = new DecodeSequence(prompt, adapter, options) { Row = row, Route = promptLearning ? AdapterRouting.BaseModel : adapter ?? AdapterRouting.BaseModel };
+        sequence.State = options.DoSample ? new torch.Generator(options.Seed is long s ? (ulong)s : (ulong)Random.Shared.NextInt64(), _device) : null;
         return sequence;
     }
 
