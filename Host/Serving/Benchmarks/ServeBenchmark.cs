@@ -90,7 +90,10 @@ public static class ServeBenchmark
                 using var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromMinutes(10) };
                 Job[] jobs = [.. Enumerable.Range(0, requests).Select(i => new Job(i, i % clients, Prompt(i)))];
                 var versions = new int[clients];
-                Run(http, jobs[..clients], 1, versions);   // warm-up: first-use allocations and the cache's growth
+                // Warm-up, alone and then together: first-use allocations, the cache's growth, and the batched paths'
+                // first runs (JIT, libtorch's first batch-size shapes) come before either measured run.
+                Run(http, jobs[..clients], 1, versions);
+                Run(http, jobs[..(2 * clients)], clients, versions);
 
                 progress?.Invoke("serial");
                 Outcome[] serial = Run(http, jobs, 1, versions);
