@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using PeftHost.Abstractions.State;
 using PeftHost.Engine.Peft;
+using PeftHost.Engine.Runtime;
 using PeftHost.Formats;
 using PeftHost.Models;
 using PeftHost.Training.Arguments;
@@ -211,6 +212,7 @@ public sealed class Trainer
                     State.GlobalStep++;
                     optimizer.SetLearningRate(schedule.RateAt(State.GlobalStep));
                     optimizer.ZeroGrad();
+                    NativeFinalizers.Run();
                     State.Epoch = epoch + (batchIndex + 1) / (double)BatchesPerEpoch;
                     lossSinceLog += stepLoss;
                     totalLoss += stepLoss;
@@ -489,3 +491,4 @@ public sealed class Trainer
 
     private int Steps(double value) => value < 1 ? Math.Max(1, (int)Math.Ceiling(MaxSteps * value)) : (int)value;
 }
+
