@@ -15,6 +15,7 @@ public sealed class LlamaCppContext : IDisposable
     private readonly SafeLLamaContextHandle _handle;
     private readonly LLamaBatch _batch = new();
     private (LlamaCppAdapter Adapter, float Scale)[] _applied = [];
+    private readonly DecodeThreadCalibration? _calibration;
 
     /// <summary>Creates a context of <see cref="LlamaCppContextOptions.ContextSize"/> positions.</summary>
     /// <exception cref="LlamaCppException">llama.cpp could not allocate it.</exception>
@@ -36,6 +37,8 @@ public sealed class LlamaCppContext : IDisposable
         int threads = options.Threads ?? Environment.ProcessorCount;
         p.n_threads = threads;
         p.n_threads_batch = threads;
+        DecodeThreads = threads;
+        if (options.Threads is null && threads > 1) _calibration = new DecodeThreadCalibration(threads);
         if (ExactAttention)
         {
             p.type_k = GGMLType.GGML_TYPE_F32;
@@ -58,6 +61,15 @@ public sealed class LlamaCppContext : IDisposable
 
     /// <summary>Tokens per decode call.</summary>
     public int BatchSize { get; }
+
+    /// <summary>
+    /// Threads of a one-token decode call: <see cref="LlamaCppContextOptions.Threads"/>, or, when that is null, the count
+    /// the first decode calls measured fastest (every logical CPU until then; see <see cref="DecodeThreadsCalibrated"/>).
+    /// </summary>
+    public int DecodeThreads { get; private set; }
+
+    /// <summary>Whether <see cref="DecodeThreads"/> is settled (given, or measured).</summary>
+    public bool DecodeThreadsCalibrated => _calibration is null || _calibration.Done;
 
     /// <summary>Whether the attention runs in float32 (see <see cref="LlamaCppContextOptions.ExactAttention"/>).</summary>
     public bool ExactAttention { get; }
@@ -128,7 +140,17 @@ public sealed class LlamaCppContext : IDisposable
         CheckIds([token]);
         _batch.Clear();
         _batch.Add(token, position, LLamaSeqId.Zero, true);
-        Run(_batch, position);
+        if (_calibration is { Done: false } c)
+        {
+            // Thread counts do not change llama.cpp's results (each output row is summed by one thread): only the time.
+            int candidate = c.Next();
+            _handle.GenerationThreads = candidate;
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            Run(_batch, position);
+            if (c.Record(candidate, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds) is int best) DecodeThreads = best;
+            _handle.GenerationThreads = DecodeThreads;
+        }
+        else Run(_batch, position);
         return _handle.GetLogitsIth(0);
     }
 

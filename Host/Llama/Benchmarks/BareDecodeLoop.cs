@@ -7,12 +7,13 @@ namespace PeftHost.Llama.Benchmarks;
 /// <summary>
 /// The reference the llama backend is measured against: LLamaSharp used directly, with nothing of
 /// ours in between: load the GGUF, one context (same size, threads and KV cache types as ours),
-/// prefill the prompt in one batch, then decode greedily (argmax over the logits) token by token.
+/// prefill the prompt in one batch, then decode greedily (argmax over the logits) token by token, on
+/// the decode thread count ours settled on (<see cref="LlamaCppContext.DecodeThreads"/>).
 /// </summary>
 public static class BareDecodeLoop
 {
     /// <summary>Prefill and decode tokens/s of <paramref name="decodeTokens"/> greedy steps after <paramref name="prompt"/>.</summary>
-    public static (double PrefillTokensPerSecond, double DecodeTokensPerSecond) Run(string ggufPath, IReadOnlyList<int> prompt, int decodeTokens, LlamaCppContextOptions options)
+    public static (double PrefillTokensPerSecond, double DecodeTokensPerSecond) Run(string ggufPath, IReadOnlyList<int> prompt, int decodeTokens, LlamaCppContextOptions options, int? decodeThreads = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(options);
@@ -25,6 +26,7 @@ public static class BareDecodeLoop
         cp.n_batch = cp.n_ubatch = (uint)Math.Min(options.BatchSize, options.ContextSize);
         cp.n_seq_max = 1;
         cp.n_threads = cp.n_threads_batch = options.Threads ?? Environment.ProcessorCount;
+        if (decodeThreads is int d) cp.n_threads = d;
         if (options.ExactAttention ?? model.FileType == LLamaFtype.ALL_F32)
         {
             cp.type_k = cp.type_v = GGMLType.GGML_TYPE_F32;
