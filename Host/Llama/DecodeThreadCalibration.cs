@@ -25,16 +25,13 @@ internal sealed class DecodeThreadCalibration
     /// <summary>Whether the choice is made.</summary>
     public bool Done { get; private set; }
 
-    /// <summary>The candidates in the order they are tried.</summary>
-    public IReadOnlyList<int> Candidates => _candidates;
-
     /// <summary>The thread count the next decode call runs with.</summary>
     public int Next() => _candidates[_calls % _candidates.Length];
 
-    /// <summary>Records a call's time; returns the winner once every candidate has its samples, null before.</summary>
-    public int? Record(int threads, double seconds)
+    /// <summary>Records the time of the call <see cref="Next"/> chose for; returns the winner once every candidate has its samples, null before.</summary>
+    public int? Record(double seconds)
     {
-        _times[Array.IndexOf(_candidates, threads)].Add(seconds);
+        _times[_calls % _candidates.Length].Add(seconds);
         _calls++;
         if (_calls < SamplesPerCandidate * _candidates.Length) return null;
         Done = true;

@@ -143,11 +143,10 @@ public sealed class LlamaCppContext : IDisposable
         if (_calibration is { Done: false } c)
         {
             // Thread counts do not change llama.cpp's results (each output row is summed by one thread): only the time.
-            int candidate = c.Next();
-            _handle.GenerationThreads = candidate;
+            _handle.GenerationThreads = c.Next();
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
             Run(_batch, position);
-            if (c.Record(candidate, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds) is int best) DecodeThreads = best;
+            if (c.Record(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds) is int best) DecodeThreads = best;
             _handle.GenerationThreads = DecodeThreads;
         }
         else Run(_batch, position);

@@ -123,16 +123,69 @@ public sealed class TorchBatchDecoder : IBatchDecoder
     public DecodeSequence Start(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options)
     {
         if (_running.Count >= MaxRows) throw new InvalidOperationException($"All {MaxRows} rows are in use.");
-        DecodeSequence sequence = Prepare(prompt, adapter, options, _running.Count, out long needed);
-        Reserve(needed);
+        DecodeSequence sequence = Prepare(prompt, adapter, options, out long needed);
+        PrefillAlone(sequence, needed);
+        return sequence;
+    }
+
+    /// <summary>
+    /// Starts the requests in free rows; the prompts of those without virtual tokens run as one batch, right-padded
+    /// to the longest, each row with its own adapter (a batched prefill: one pass over the weights for all of them).
+    /// Prompt-learning requests put their virtual tokens first and run alone (as <see cref="Start"/> runs them).
+    /// </summary>
+    public IReadOnlyList<StartOutcome> StartMany(IReadOnlyList<SequenceStart> starts)
+    {
+        ArgumentNullException.ThrowIfNull(starts);
+        var outcomes = new StartOutcome[starts.Count];
+        var batch = new List<(int Index, DecodeSequence Sequence)>();
+        var alone = new List<(int Index, DecodeSequence Sequence, long Needed)>();
+        for (int i = 0; i < starts.Count; i++)
+        {
+            SequenceStart s = starts[i];
+            try
+            {
+                if (_running.Count + batch.Count + alone.Count >= MaxRows) throw new InvalidOperationException($"All {MaxRows} rows are in use.");
+                DecodeSequence sequence = Prepare(s.Prompt, s.Adapter, s.Options, out long needed);
+                // Virtual tokens (prompt learning) go first in the cache: such a prompt runs alone.
+                if (needed > sequence.PromptLength) alone.Add((i, sequence, needed));
+                else batch.Add((i, sequence));
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException)
+            {
+                outcomes[i] = new StartOutcome(null, e);
+            }
+        }
+        // One prompt takes the single-row path (no padding, no gather).
+        if (batch.Count == 1) alone.Insert(0, (batch[0].Index, batch[0].Sequence, batch[0].Sequence.PromptLength));
+        else if (batch.Count > 1) PrefillTogether(batch, outcomes);
+        foreach ((int index, DecodeSequence sequence, long needed) in alone)
+        {
+            try
+            {
+                PrefillAlone(sequence, needed);
+                outcomes[index] = new StartOutcome(sequence, null);
+            }
+            catch (Exception e)
+            {
+                outcomes[index] = new StartOutcome(null, e);
+            }
+        }
+        return outcomes;
+    }
+
+    // Runs one prepared sequence's prompt (and an adapter's virtual tokens) into the next free row.
+    private void PrefillAlone(DecodeSequence sequence, long needed)
+    {
+        sequence.Row = _running.Count;
         try
         {
+            Reserve(needed);
             using (torch.inference_mode())
             using (NewDisposeScope())
             using (KvCache row = _cache.Rows(sequence.Row, 1))
             {
-                Tensor ids = torch.tensor(prompt.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: _device).unsqueeze(0);
-                Tensor logits = _peft.CausalLMPrefill(ids, row, adapter, out long positions);
+                Tensor ids = torch.tensor(sequence.Ids.ToArray(), dtype: ScalarType.Int64, device: _device).unsqueeze(0);
+                Tensor logits = _peft.CausalLMPrefill(ids, row, sequence.Adapter, out long positions);
                 sequence.Position = positions;
                 sequence.Add(Choose(logits.reshape(-1), sequence, greedy: null));
             }
@@ -143,54 +196,6 @@ public sealed class TorchBatchDecoder : IBatchDecoder
             throw;
         }
         _running.Add(sequence);
-        return sequence;
-    }
-
-    /// <summary>
-    /// Starts the requests in free rows; the prompts of those without virtual tokens run as one batch, right-padded
-    /// to the longest, each row with its own adapter (a batched prefill: one pass over the weights for all of them).
-    /// Prompt-learning requests put their virtual tokens first and run alone (<see cref="Start"/>).
-    /// </summary>
-    public IReadOnlyList<StartOutcome> StartMany(IReadOnlyList<SequenceStart> starts)
-    {
-        ArgumentNullException.ThrowIfNull(starts);
-        var outcomes = new StartOutcome[starts.Count];
-        var batch = new List<(int Index, DecodeSequence Sequence)>();
-        int free = MaxRows - _running.Count;
-        for (int i = 0; i < starts.Count; i++)
-        {
-            SequenceStart s = starts[i];
-            try
-            {
-                if (batch.Count >= free) throw new InvalidOperationException($"All {MaxRows} rows are in use.");
-                if (s.Adapter is not null && _peft.IsPromptLearning(s.Adapter)) continue;
-                batch.Add((i, Prepare(s.Prompt, s.Adapter, s.Options, _running.Count + batch.Count, out _)));
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException)
-            {
-                outcomes[i] = new StartOutcome(null, e);
-            }
-        }
-        if (batch.Count == 1)
-        {
-            // One prompt: the single-row path (no padding, no gather).
-            batch[0].Sequence.ReleaseState();
-            batch.Clear();
-        }
-        if (batch.Count > 1) PrefillTogether(batch, outcomes);
-        for (int i = 0; i < starts.Count; i++)
-        {
-            if (outcomes[i] != default) continue;
-            try
-            {
-                outcomes[i] = new StartOutcome(Start(starts[i].Prompt, starts[i].Adapter, starts[i].Options), null);
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException)
-            {
-                outcomes[i] = new StartOutcome(null, e);
-            }
-        }
-        return outcomes;
     }
 
     private void PrefillTogether(List<(int Index, DecodeSequence Sequence)> batch, StartOutcome[] outcomes)
@@ -220,6 +225,7 @@ public sealed class TorchBatchDecoder : IBatchDecoder
                 for (int j = 0; j < n; j++)
                 {
                     DecodeSequence s = batch[j].Sequence;
+                    s.Row = first + j;
                     s.Position = s.PromptLength;
                     s.Add(Choose(logits[j], s, greedy[j]));
                 }
@@ -241,8 +247,8 @@ public sealed class TorchBatchDecoder : IBatchDecoder
         }
     }
 
-    // Checks a request before anything runs and makes its sequence for `row` (its sampler seeded); `needed` = its positions.
-    private DecodeSequence Prepare(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options, int row, out long needed)
+    // Checks a request before anything runs and makes its sequence (its sampler seeded); `needed` = its positions, virtual tokens included.
+    private DecodeSequence Prepare(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options, out long needed)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(options);
@@ -253,7 +259,7 @@ public sealed class TorchBatchDecoder : IBatchDecoder
         needed = prompt.Count + ExtraPositions(adapter);
         if (needed >= ContextSize + 1)
             throw new ArgumentException($"{prompt.Count} prompt tokens{(needed > prompt.Count ? $" and {needed - prompt.Count} virtual tokens" : "")} exceed the model's context of {ContextSize} positions.", nameof(prompt));
-        var sequence = new DecodeSequence(prompt, adapter, options) { Row = row, Route = promptLearning ? AdapterRouting.BaseModel : adapter ?? AdapterRouting.BaseModel };
+        var sequence = new DecodeSequence(prompt, adapter, options) { Route = promptLearning ? AdapterRouting.BaseModel : adapter ?? AdapterRouting.BaseModel };
         sequence.State = options.DoSample ? new torch.Generator(options.Seed is long s ? (ulong)s : (ulong)Random.Shared.NextInt64(), _device) : null;
         return sequence;
     }
