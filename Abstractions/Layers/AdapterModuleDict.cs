@@ -42,7 +42,22 @@ public sealed class AdapterModuleDict<T> : nn.Module, IAdapterContainer where T 
     {
         if (!_entries.Remove(adapter, out T? module)) return;
         _internal_submodules.Remove(adapter);
-        module.Dispose();
+        NativeModuleRelease.Dispose(module);
+    }
+
+    /// <summary>Disposes every entry (with the native modules TorchSharp's Linear leaves behind), then the container.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            foreach ((string adapter, T module) in _entries)
+            {
+                _internal_submodules.Remove(adapter);
+                NativeModuleRelease.Dispose(module);
+            }
+            _entries.Clear();
+        }
+        base.Dispose(disposing);
     }
 
     /// <summary>The module's parameters and buffers by their names in the module (<c>weight</c>).</summary>

@@ -26,9 +26,15 @@ public static class MemoryBenchmark
     /// <param name="RssSamplesBytes">RSS every tenth of the rounds (the last one included).</param>
     /// <param name="ManagedStartBytes">The managed heap after the warm-up (live objects, after full collections).</param>
     /// <param name="ManagedEndBytes">The managed heap after the last round: RSS growth beyond its growth is native (libtorch, the allocator, JIT code).</param>
+    /// <param name="NativeStartBytes">Native bytes allocated and not freed after the warm-up (<see cref="NativeHeap"/>; null off glibc).</param>
+    /// <param name="NativeEndBytes">The same after the last round: its growth is what native code keeps; RSS beyond it is the allocator's free memory.</param>
+    /// <param name="ModulesPerRound">TorchSharp modules a round creates and disposes (the tuner layers and their containers and factors).</param>
     public sealed record Phase(string Name, int Rounds, double Seconds, long LiveTensorsStart, long LiveTensorsEnd, long RssStartBytes, long RssEndBytes,
-        IReadOnlyList<long> RssSamplesBytes, long ManagedStartBytes, long ManagedEndBytes)
+        IReadOnlyList<long> RssSamplesBytes, long ManagedStartBytes, long ManagedEndBytes, long? NativeStartBytes, long? NativeEndBytes, int ModulesPerRound)
     {
+        /// <summary>Native bytes kept per round (null off glibc).</summary>
+        public double? NativeBytesPerRound => NativeEndBytes - NativeStartBytes is long d ? (double)d / Rounds : null;
+
         /// <summary>Live tensors gained over the rounds (0 when flat).</summary>
         public long LiveTensorGrowth => LiveTensorsEnd - LiveTensorsStart;
 
@@ -72,8 +78,12 @@ public static class MemoryBenchmark
                 using Tensor reference = Forward();
                 peft.SavePretrained(adapter);
                 peft.DeleteAdapter("default");
+                int baseModules = model.modules().Count();
+                peft.LoadAdapter(adapter, "default");
+                int tunerModules = model.modules().Count() - baseModules;
+                peft.DeleteAdapter("default");
 
-                Phase adapters = Measure("adapters", rounds, warmup, _ =>
+                Phase adapters = Measure("adapters", rounds, warmup, tunerModules, _ =>
                 {
                     peft.LoadAdapter(adapter, "default");
                     Check(Forward(), reference, "after loading the adapter");
@@ -82,7 +92,8 @@ public static class MemoryBenchmark
                 progress?.Invoke(adapters);
 
                 peft.LoadAdapter(adapter, "default");
-                Phase reloads = Measure("reloads", rounds, warmup, i =>
+                // A reload rebuilds the tuner layers with the new build's code.
+                Phase reloads = Measure("reloads", rounds, warmup, tunerModules, i =>
                 {
                     CopyBuild(i % 2 == 0 ? buildB : buildA, folder);
                     ReloadResult result = catalog.Reload(folder);
@@ -100,10 +111,11 @@ public static class MemoryBenchmark
         }
     }
 
-    private static Phase Measure(string name, int rounds, int warmup, Action<int> round)
+    private static Phase Measure(string name, int rounds, int warmup, int modulesPerRound, Action<int> round)
     {
         for (int i = 0; i < warmup; i++) round(i);
         (long liveStart, long rssStart, long managedStart) = Counts();
+        long? nativeStart = NativeHeap.InUseBytes();
         var samples = new List<long>();
         var clock = Stopwatch.StartNew();
         int every = Math.Max(1, rounds / 10);
@@ -114,7 +126,8 @@ public static class MemoryBenchmark
         }
         clock.Stop();
         (long liveEnd, long rssEnd, long managedEnd) = Counts();
-        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples, managedStart, managedEnd);
+        long? nativeEnd = NativeHeap.InUseBytes();
+        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples, managedStart, managedEnd, nativeStart, nativeEnd, modulesPerRound);
     }
 
     private static void Check(Tensor output, Tensor reference, string when)
