@@ -5,6 +5,7 @@ using PeftHost.Engine.Inference;
 using PeftHost.Engine.Inference.Backends;
 using PeftHost.Engine.Inference.Batching;
 using PeftHost.Engine.Plugins;
+using PeftHost.Engine.Runtime;
 using PeftHost.Serving.Metrics;
 using PeftHost.Serving.Scheduling;
 using PeftHost.Tokenizers;
@@ -117,6 +118,8 @@ public sealed class ServedModel : IDisposable
                 }
                 else if (catalog.Plugins.Count == 0) catalog.Scan();
                 decoder = TorchBatchDecoder.Open(backendOptions, options.MaxBatch, catalog);
+                // The scheduler's thread decodes from now on: this thread's OpenMP team would only throttle libgomp.
+                OpenMpPool.ReleaseCallingThread();
                 if (owned is not null && options.HotReload)
                 {
                     watcher = new PluginFolderWatcher(owned);

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PeftHost.Abstractions;
 using PeftHost.Abstractions.Tuning;
+using PeftHost.Engine.Runtime;
 
 namespace PeftHost.Engine.Plugins;
 
@@ -116,6 +117,9 @@ public sealed class PluginCatalog : IDisposable
         finally
         {
             _reloadGate.Release();
+            // The reload moved the live layers' tensors on this thread (a file watcher's or a request's): its OpenMP
+            // team would stay behind and slow the thread that decodes or trains (see OpenMpPool).
+            OpenMpPool.ReleaseCallingThread();
         }
     }
 
