@@ -13,12 +13,13 @@ namespace PeftHost.Engine.Runtime;
 public static class OpenMpPool
 {
     private const int PauseHard = 2;   // omp_pause_hard
-    private static readonly Lazy<PauseAll?> Pause = new(Find);
+    // Found once libtorch has loaded libgomp; looked for again until then (a reload can come before any torch work).
+    private static PauseAll? _pause;
 
     private delegate int PauseAll(int kind);
 
     /// <summary>Releases the calling thread's OpenMP team; false where no OpenMP runtime with omp_pause_resource_all is loaded.</summary>
-    public static bool ReleaseCallingThread() => Pause.Value is { } pause && pause(PauseHard) == 0;
+    public static bool ReleaseCallingThread() => (_pause ??= Find()) is { } pause && pause(PauseHard) == 0;
 
     // The libgomp libtorch loaded (its file name carries a build hash), found among the process's mappings.
     private static PauseAll? Find()
