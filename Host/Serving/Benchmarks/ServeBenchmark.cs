@@ -68,6 +68,10 @@ public static class ServeBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(clients, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(requests, clients);
         torch.set_num_threads(threads);
+        // The clients block a pool thread each (a loop of sync-over-async requests); in one process with the server,
+        // pool threads injected late (about two a second) would show as the server's latency.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 2 * clients + 8), io);
         string root = Path.Combine(Path.GetTempPath(), "pefthost-bench-serve-" + Guid.NewGuid().ToString("N")[..10]);
         try
         {
