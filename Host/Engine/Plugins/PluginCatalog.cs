@@ -219,6 +219,8 @@ public sealed class PluginCatalog : IDisposable
             return new ReloadResult(next.Info.Id, true, null, next.Loaded.Manifest.Version, clock.Elapsed, null);
         }
 
+        // Compiled before the handover, which holds the models' write lock (serving waits for it).
+        PluginWarmup.CompileAhead(next.Loaded);
         // Hand every live user over, all or nothing.
         var swaps = new List<TunerSwap>();
         try
