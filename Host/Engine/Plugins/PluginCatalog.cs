@@ -220,7 +220,8 @@ public sealed class PluginCatalog : IDisposable
         }
 
         // Compiled before the handover, which holds the models' write lock (serving waits for it).
-        PluginWarmup.CompileAhead(next.Loaded);
+        (int compiled, int left) = PluginWarmup.CompileAhead(next.Loaded);
+        _logger.LogDebug("Compiled {Compiled} methods of plugin {Id} {Version} ahead of the handover ({Left} left to their first call)", compiled, id, next.Loaded.Manifest.Version, left);
         // Hand every live user over, all or nothing.
         var swaps = new List<TunerSwap>();
         try

@@ -12,9 +12,13 @@ internal static class PluginWarmup
 {
     private const BindingFlags Declared = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
 
-    /// <summary>JIT-compiles every non-generic method and constructor with a body in the assemblies of <paramref name="plugin"/>'s tuners.</summary>
-    public static void CompileAhead(PluginAssembly plugin)
+    /// <summary>
+    /// JIT-compiles every non-generic method and constructor with a body in the assemblies of <paramref name="plugin"/>'s
+    /// tuners. Returns how many were compiled and how many were left to the JIT (their first call compiles them, or fails, as without this).
+    /// </summary>
+    public static (int Compiled, int Left) CompileAhead(PluginAssembly plugin)
     {
+        int compiled = 0, left = 0;
         foreach (Assembly assembly in plugin.Tuners.Values.Select(t => t.GetType().Assembly).Distinct())
         {
             Type[] types;
@@ -35,12 +39,18 @@ internal static class PluginWarmup
                     // compiled, or fails, when first called, exactly as without this; the reload's own checks report it.
                     try
                     {
-                        if (method.GetMethodBody() is not null) RuntimeHelpers.PrepareMethod(method.MethodHandle);
+                        if (method.GetMethodBody() is null) continue;
+                        RuntimeHelpers.PrepareMethod(method.MethodHandle);
+                        compiled++;
                     }
                     catch (Exception e) when (e is ArgumentException or TypeLoadException or BadImageFormatException or MissingMemberException
-                        or FileNotFoundException or FileLoadException or InvalidProgramException or NotSupportedException) { }
+                        or FileNotFoundException or FileLoadException or InvalidProgramException or NotSupportedException)
+                    {
+                        left++;
+                    }
                 }
             }
         }
+        return (compiled, left);
     }
 }
