@@ -14,13 +14,13 @@ public sealed class PluginWarmupTests
     [Fact]
     public void A_reload_compiles_the_new_build_ahead_of_the_handover()
     {
-        using ScratchFolder plugins = PluginDirs.Scratch("lora");
-        string folder = Path.Combine(plugins.Path, "lora");
         var logs = new CapturingLoggerFactory();
+        using ScratchFolder plugins = PluginDirs.Scratch("lora");
         using var catalog = new PluginCatalog(new PluginCatalogOptions { PluginsDirectory = plugins.Path, HotReload = false }, logs);
         catalog.Scan();
-        PluginDirs.Copy(PluginDirs.LoraAlt, folder);
-        ReloadResult result = catalog.Reload(folder);
+        // Another build of the same plugin (another version), as an update dropped into the folder.
+        PluginDirs.Copy(PluginDirs.LoraAlt, Path.Combine(plugins.Path, "lora"));
+        ReloadResult result = catalog.Reload(Path.Combine(plugins.Path, "lora"));
         Assert.True(result.Succeeded, result.Error);
         string line = Assert.Single(logs.Messages, m => m.StartsWith("Compiled ", StringComparison.Ordinal));
         string[] words = line.Split(' ');
