@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PeftHost.Engine.Peft;
 using PeftHost.Engine.Plugins;
+using PeftHost.Engine.Runtime;
 using PeftHost.Models;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -28,8 +28,8 @@ public static class TorchThreading
         SetUnlessGiven("GOMP_SPINCOUNT", ShortSpin);
     }
 
-    /// <summary>libgomp's spin iterations before a waiting worker sleeps, for generation and serving (its default is 300000).</summary>
-    public const string ShortSpin = "30000";
+    // libgomp's spin iterations before a waiting worker sleeps, for generation and serving (its default is 300000).
+    private const string ShortSpin = "30000";
 
     private static void SetUnlessGiven(string name, string value)
     {

@@ -34,9 +34,14 @@ public static class BareDecodeLoop
         }
         using SafeLLamaContextHandle ctx = model.CreateContext(cp);
         var batch = new LLamaBatch();
+        void FillPrompt()
+        {
+            batch.Clear();
+            for (int i = 0; i < prompt.Count; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Count - 1);
+        }
         // A warm-up prompt and two decode steps, as the backend's measurement has: the freshly mapped weights' page
         // faults and the first graph allocations stay out of the timed run.
-        for (int i = 0; i < prompt.Count; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Count - 1);
+        FillPrompt();
         Check(ctx.Decode(batch));
         for (int i = 0; i < 2; i++)
         {
@@ -45,8 +50,7 @@ public static class BareDecodeLoop
             Check(ctx.Decode(batch));
         }
         ctx.MemoryClear(true);
-        batch.Clear();
-        for (int i = 0; i < prompt.Count; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Count - 1);
+        FillPrompt();
         long start = Stopwatch.GetTimestamp();
         Check(ctx.Decode(batch));
         int token = ArgMax(ctx.GetLogitsIth(prompt.Count - 1));

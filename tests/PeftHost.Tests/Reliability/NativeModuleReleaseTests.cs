@@ -1,5 +1,5 @@
 using PeftHost.Abstractions.Layers;
-using PeftHost.Engine.Inference;
+using PeftHost.Engine.Runtime;
 using TorchSharp.Modules;
 using Xunit;
 using static TorchSharp.torch;

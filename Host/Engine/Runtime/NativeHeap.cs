@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace PeftHost.Engine.Inference;
+namespace PeftHost.Engine.Runtime;
 
 /// <summary>
 /// Bytes the C allocator has handed out and not taken back (glibc's <c>mallinfo2</c>: arena blocks in use plus
