@@ -109,9 +109,9 @@ public static class GenerateBenchmark
                         // The order flips every round (base first, then LoRA first), so that whatever the first run of a
                         // pair pays (a warmer or colder cache, a neighbour's burst) does not always fall on the same side.
                         bool loraFirst = i % 2 == 1;
-                        (double p1, double d1) = loraFirst ? Measure(b, prompt, compareTokens, true) : default;
-                        (double p0, double d0) = Measure(b, prompt, compareTokens, false);
-                        if (!loraFirst) (p1, d1) = Measure(b, prompt, compareTokens, true);
+                        var first = Measure(b, prompt, compareTokens, loraFirst);
+                        var second = Measure(b, prompt, compareTokens, !loraFirst);
+                        ((double p0, double d0), (double p1, double d1)) = loraFirst ? (second, first) : (first, second);
                         (pf0, dc0, pf1, dc1) = (Math.Max(pf0, p0), Math.Max(dc0, d0), Math.Max(pf1, p1), Math.Max(dc1, d1));
                         costs.Add(1 - d1 / d0);
                         addedMs.Add(1000 / d1 - 1000 / d0);
