@@ -73,11 +73,13 @@ public sealed class LlamaCppModel : IDisposable
     /// Loads a GGUF-LoRA adapter (general.type adapter, adapter.type lora) for this model; it stays
     /// loaded until the model is disposed and is applied per context with <see cref="LlamaCppContext.SetAdapters"/>.
     /// </summary>
-    /// <exception cref="LlamaCppException">llama.cpp refused the adapter (wrong architecture, names or shapes; its log says which).</exception>
+    /// <exception cref="InvalidDataException">The file is not a GGUF-LoRA adapter for this model: another architecture, a tensor the model lacks, or other dimensions (the message names the tensor).</exception>
+    /// <exception cref="LlamaCppException">llama.cpp refused the adapter (its log says why).</exception>
     public LlamaCppAdapter LoadAdapter(string path, string name)
     {
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"GGUF-LoRA file not found: {full}", full);
+        GgufLoraFit.Check(full, Path);
         LlamaCppRuntime.ClearLog();
         try
         {

@@ -39,8 +39,9 @@ public static class GgufLoraExporter
         return summary;
     }
 
-    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
-    public static GgufWriter Build(string modelFolder, string adapterFolder, string pluginsFolder, GgmlType quant, out GgufLoraSummary summary)
+    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk), for a base whose Q, K and V are laid out as <paramref name="qkv"/> says.</summary>
+    public static GgufWriter Build(string modelFolder, string adapterFolder, string pluginsFolder, GgmlType quant, out GgufLoraSummary summary,
+        GgufQkvLayout qkv = GgufQkvLayout.Separate)
     {
         CheckQuant(quant);
         LlamaGgufExporter.CheckSupported(ModelConfigReader.Read(modelFolder));
@@ -50,7 +51,7 @@ public static class GgufLoraExporter
         using PeftModel peft = inspector.Load(adapter);
         if (Refusal(peft, adapter.Name, inspector.Llama) is string refusal)
             throw new NotSupportedException($"{Path.GetFullPath(adapterFolder)}: {refusal}");
-        return Build(peft, adapter.Name, inspector.Llama, quant, NameOf(adapterFolder), out summary);
+        return Build(peft, adapter.Name, inspector.Llama, quant, NameOf(adapterFolder), out summary, qkv);
     }
 
     /// <summary>Why <paramref name="adapterFolder"/> cannot be written as GGUF-LoRA for <paramref name="modelFolder"/>, or null when it can.</summary>
@@ -70,9 +71,14 @@ public static class GgufLoraExporter
         return refusal;
     }
 
-    /// <summary>Adapter <paramref name="adapter"/> of <paramref name="peft"/> (a model of <paramref name="llama"/>) as GGUF-LoRA named <paramref name="name"/>.</summary>
+    /// <summary>
+    /// Adapter <paramref name="adapter"/> of <paramref name="peft"/> (a model of <paramref name="llama"/>) as GGUF-LoRA named
+    /// <paramref name="name"/>, for a base whose Q, K and V are laid out as <paramref name="qkv"/> says (with
+    /// <see cref="GgufQkvLayout.Fused"/>, a layer's Q, K and V pairs become one <c>attn_qkv</c> pair of their summed rank).
+    /// </summary>
     /// <exception cref="NotSupportedException">The adapter cannot be written as GGUF-LoRA (<see cref="Refusal(PeftModel, string, LlamaConfig)"/> says why).</exception>
-    public static GgufWriter Build(PeftModel peft, string adapter, LlamaConfig llama, GgmlType quant, string name, out GgufLoraSummary summary)
+    public static GgufWriter Build(PeftModel peft, string adapter, LlamaConfig llama, GgmlType quant, string name, out GgufLoraSummary summary,
+        GgufQkvLayout qkv = GgufQkvLayout.Separate)
     {
         ArgumentNullException.ThrowIfNull(peft);
         ArgumentNullException.ThrowIfNull(llama);
@@ -91,6 +97,8 @@ public static class GgufLoraExporter
         writer.SetMetadata("adapter.type", GgufValue.FromString("lora"));
         writer.SetMetadata("adapter.lora.alpha", GgufValue.FromFloat32((float)alpha));
         var ranks = new SortedSet<int>();
+        // Fused layout: per layer, its Q, K and V pairs with their row offsets in attn_qkv, written after the rest.
+        var fused = new SortedDictionary<int, List<QkvPart>>();
         for (int m = 0; m < export.Modules.Count; m++)
         {
             LowRankFactors pair = export.Modules[m];
@@ -100,17 +108,41 @@ public static class GgufLoraExporter
             ranks.Add(r);
             float[] a = Floats(pair.A);
             float[] b = Floats(pair.B);
-            // The method scales this module's B·A by pair.Scale; llama.cpp by alpha / r.
-            float fold = (float)(pair.Scale / (alpha / r));
-            if (fold != 1f)
-                for (int i = 0; i < b.Length; i++) b[i] *= fold;
             if (target.EndsWith("attn_q.weight", StringComparison.Ordinal)) b = PermuteRows(b, outDim, r, llama.NumHeads);
             else if (target.EndsWith("attn_k.weight", StringComparison.Ordinal)) b = PermuteRows(b, outDim, r, llama.NumKeyValueHeads);
+            if (qkv == GgufQkvLayout.Fused && QkvRowOffset(target, llama) is (int layer, int offset))
+            {
+                if (!fused.TryGetValue(layer, out List<QkvPart>? parts)) fused[layer] = parts = [];
+                parts.Add(new QkvPart(offset, outDim, r, a, b, pair.Scale));
+                continue;
+            }
+            // The method scales this module's B·A by pair.Scale; llama.cpp by alpha / r.
+            Scale(b, pair.Scale / (alpha / r));
             if (target == "token_embd.weight")
                 Add(writer, target + ".lora_a", Transpose(a, r, inDim), inDim, r, quant);
             else
                 Add(writer, target + ".lora_a", a, r, inDim, quant);
             Add(writer, target + ".lora_b", b, outDim, r, quant);
+        }
+        foreach ((int layer, List<QkvPart> parts) in fused)
+        {
+            // A: the parts' A stacked [R, in]; B: [q + k + v rows, R], each part's B in its rows and its rank's columns,
+            // zero elsewhere (a projection the adapter leaves alone gets zero rows). llama.cpp scales by alpha / R.
+            int rank = parts.Sum(x => x.Rank), rows = (llama.NumHeads + 2 * llama.NumKeyValueHeads) * llama.HeadDim, inDim = llama.HiddenSize;
+            var a = new float[(long)rank * inDim];
+            var b = new float[(long)rows * rank];
+            int column = 0;
+            foreach (QkvPart part in parts)
+            {
+                part.A.CopyTo(a, (long)column * inDim);
+                float fold = (float)(part.Scale / (alpha / rank));
+                for (int i = 0; i < part.Rows; i++)
+                    for (int j = 0; j < part.Rank; j++)
+                        b[(long)(part.RowOffset + i) * rank + column + j] = part.B[(long)i * part.Rank + j] * fold;
+                column += part.Rank;
+            }
+            Add(writer, $"blk.{layer}.attn_qkv.weight.lora_a", a, rank, inDim, quant);
+            Add(writer, $"blk.{layer}.attn_qkv.weight.lora_b", b, rows, rank, quant);
         }
         summary = new GgufLoraSummary(name, quant, (float)alpha, export.Modules.Count, [.. ranks]);
         return writer;
@@ -216,6 +248,26 @@ public static class GgufLoraExporter
             "ffn_gate" or "ffn_up" => (c.IntermediateSize, c.HiddenSize),
             _ => (c.HiddenSize, c.IntermediateSize),
         };
+    }
+
+    // One of a layer's Q, K, V pairs bound for the fused attn_qkv pair: B already row-permuted, not yet scaled.
+    private sealed record QkvPart(int RowOffset, int Rows, int Rank, float[] A, float[] B, double Scale);
+
+    // For blk.N.attn_q|k|v.weight: N and the first row of that projection in attn_qkv (Q, then K, then V); null otherwise.
+    private static (int Layer, int Offset)? QkvRowOffset(string target, LlamaConfig c)
+    {
+        string[] parts = target.Split('.');
+        if (parts.Length != 4 || parts[0] != "blk") return null;
+        int q = c.NumHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
+        int? offset = parts[2] switch { "attn_q" => 0, "attn_k" => q, "attn_v" => q + kv, _ => null };
+        return offset is int o ? (int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), o) : null;
+    }
+
+    private static void Scale(float[] values, double factor)
+    {
+        float f = (float)factor;
+        if (f == 1f) return;
+        for (int i = 0; i < values.Length; i++) values[i] *= f;
     }
 
     // LlamaGgufExporter.Permute on the rows of a [rows, cols] matrix: per head, rotate-half order to interleaved pairs.

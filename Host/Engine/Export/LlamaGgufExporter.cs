@@ -32,9 +32,9 @@ public static class LlamaGgufExporter
         return summary;
     }
 
-    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk).</summary>
+    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk), Q, K and V laid out as <paramref name="qkv"/> says.</summary>
     public static GgufWriter Build(string modelFolder, IReadOnlyList<AdapterSpec> adapters, string pluginsFolder, GgmlType quant, out GgufExportSummary summary,
-        Formats.BitsAndBytes.BitsAndBytesConfig? baseQuantization = null)
+        Formats.BitsAndBytes.BitsAndBytesConfig? baseQuantization = null, GgufQkvLayout qkv = GgufQkvLayout.Separate)
     {
         ArgumentNullException.ThrowIfNull(adapters);
         ModelConfig config = ModelConfigReader.Read(modelFolder);
@@ -55,7 +55,7 @@ public static class LlamaGgufExporter
                 model = peft.MergeAndUnload();
             }
             string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelFolder)));
-            GgufWriter writer = Build(model, llama, modelFolder, quant, name);
+            GgufWriter writer = Build(model, llama, modelFolder, quant, name, qkv);
             summary = new GgufExportSummary(name, quant, llama.NumLayers, adapters.Count);
             return writer;
         }
@@ -65,8 +65,8 @@ public static class LlamaGgufExporter
         }
     }
 
-    /// <summary>The GGUF of an already loaded (and merged) Llama model.</summary>
-    public static GgufWriter Build(nn.Module model, LlamaConfig config, string modelFolder, GgmlType quant, string name)
+    /// <summary>The GGUF of an already loaded (and merged) Llama model, Q, K and V laid out as <paramref name="qkv"/> says.</summary>
+    public static GgufWriter Build(nn.Module model, LlamaConfig config, string modelFolder, GgmlType quant, string name, GgufQkvLayout qkv = GgufQkvLayout.Separate)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -105,10 +105,22 @@ public static class LlamaGgufExporter
                 string b = $"blk.{i}.";
                 Add(writer, b + "attn_norm.weight", Get(p + "input_layernorm.weight"), quant);
                 using (Tensor q = Permute(Get(p + "self_attn.q_proj.weight"), config.NumHeads))
-                    Add(writer, b + "attn_q.weight", q, quant);
                 using (Tensor k = Permute(Get(p + "self_attn.k_proj.weight"), config.NumKeyValueHeads))
-                    Add(writer, b + "attn_k.weight", k, quant);
-                Add(writer, b + "attn_v.weight", Get(p + "self_attn.v_proj.weight"), quant);
+                {
+                    Tensor v = Get(p + "self_attn.v_proj.weight");
+                    if (qkv == GgufQkvLayout.Fused)
+                    {
+                        // Rows Q, K, V: each output row is the same dot product as in the separate tensors (quantized per row).
+                        using Tensor fused = torch.cat([q, k, v], 0);
+                        Add(writer, b + "attn_qkv.weight", fused, quant);
+                    }
+                    else
+                    {
+                        Add(writer, b + "attn_q.weight", q, quant);
+                        Add(writer, b + "attn_k.weight", k, quant);
+                        Add(writer, b + "attn_v.weight", v, quant);
+                    }
+                }
                 Add(writer, b + "attn_output.weight", Get(p + "self_attn.o_proj.weight"), quant);
                 Add(writer, b + "ffn_norm.weight", Get(p + "post_attention_layernorm.weight"), quant);
                 Add(writer, b + "ffn_gate.weight", Get(p + "mlp.gate_proj.weight"), quant);

@@ -58,6 +58,98 @@ public sealed class LlamaBackendLogitsTests : IDisposable
     }
 
     [Fact]
+    public void The_cache_fuses_q_k_v_and_a_given_separate_gguf_keeps_separate_pairs()
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");   // LoRA r 4 on q, k, v, o of both layers
+        string baseFolder = Path.Combine(c, "base");
+        var adapter = new AdapterSpec("a", Path.Combine(c, "adapter"));
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        float[] peft = LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors"));
+        int hidden = PeftHost.Models.Config.ModelConfigReader.Read(baseFolder).HiddenSize;
+
+        // The backend's own cache: one attn_qkv per layer, and the adapter's Q, K, V pairs as one pair of rank 3 x 4.
+        using (var fused = (LlamaBackend)InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32, adapter)))
+        {
+            using (GgufFile b = GgufFile.Open(fused.Files.BaseGguf))
+            {
+                Assert.Contains(b.Tensors, t => t.Name == "blk.0.attn_qkv.weight");
+                Assert.DoesNotContain(b.Tensors, t => t.Name.Contains("attn_q.", StringComparison.Ordinal));
+            }
+            using (GgufFile l = GgufFile.Open(Assert.Single(fused.Files.Unmerged).LoraGguf))
+            {
+                Assert.Equal(new ulong[] { (ulong)hidden, 12 }, l.GetTensor("blk.1.attn_qkv.weight.lora_a").Dimensions);
+                Assert.Equal(12UL, l.GetTensor("blk.1.attn_qkv.weight.lora_b").Dimensions[0]);
+                Assert.Contains(l.Tensors, t => t.Name == "blk.1.attn_output.weight.lora_a");
+                Assert.DoesNotContain(l.Tensors, t => t.Name.Contains("attn_k.", StringComparison.Ordinal));
+            }
+            double diff = LlamaFixtures.MaxAbsDiff(peft, LlamaFixtures.AllLogits(fused, rows));
+            Assert.True(diff < Tolerance, $"fused: max |llama - peft| = {diff}");
+        }
+
+        // A base GGUF given as a file, written as pefthost export writes it (attn_q|k|v): the pairs follow its layout.
+        string given = Path.Combine(_scratch.Path, "given.gguf");
+        PeftHost.Engine.Export.LlamaGgufExporter.Export(baseFolder, [], PluginDirs.Installed, GgmlType.F32, given);
+        using var separate = (LlamaBackend)InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32, adapter) with { GgufFile = given });
+        using (GgufFile l = GgufFile.Open(Assert.Single(separate.Files.Unmerged).LoraGguf))
+        {
+            Assert.Equal(new ulong[] { (ulong)hidden, 4 }, l.GetTensor("blk.0.attn_k.weight.lora_a").Dimensions);
+            Assert.DoesNotContain(l.Tensors, t => t.Name.Contains("attn_qkv", StringComparison.Ordinal));
+        }
+        double separateDiff = LlamaFixtures.MaxAbsDiff(peft, LlamaFixtures.AllLogits(separate, rows));
+        Assert.True(separateDiff < Tolerance, $"separate: max |llama - peft| = {separateDiff}");
+    }
+
+    [Fact]
+    public void A_gguf_lora_laid_out_for_another_base_is_refused_with_the_tensor_name()
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");
+        string baseFolder = Path.Combine(c, "base");
+        var adapter = new AdapterSpec("a", Path.Combine(c, "adapter"));
+        string fusedBase;
+        using (var fused = (LlamaBackend)InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32)))
+            fusedBase = fused.Files.BaseGguf;
+        string separateLora = Path.Combine(_scratch.Path, "separate-lora.gguf");
+        PeftHost.Engine.Export.GgufLoraExporter.Export(baseFolder, adapter.Folder, PluginDirs.Installed, GgmlType.F32, separateLora);
+
+        using var model = PeftHost.Llama.LlamaCppModel.Open(fusedBase);
+        var e = Assert.Throws<InvalidDataException>(() => model.LoadAdapter(separateLora, "a"));
+        Assert.Contains(separateLora, e.Message);
+        Assert.Matches(@"'blk\.\d+\.attn_[qkv]\.weight', which the base .* does not have", e.Message);
+    }
+
+    [Fact]
+    public void A_gguf_lora_pair_of_other_dimensions_or_without_its_partner_is_refused_before_llama_cpp_sees_it()
+    {
+        string baseFolder = Path.Combine(LlamaFixtures.CaseFolder("lora_rslora_llama"), "base");
+        string baseGguf;
+        using (var b = (LlamaBackend)InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32)))
+            baseGguf = b.Files.BaseGguf;
+        ulong hidden = (ulong)PeftHost.Models.Config.ModelConfigReader.Read(baseFolder).HiddenSize;
+        using var model = PeftHost.Llama.LlamaCppModel.Open(baseGguf);
+
+        string Lora(string file, params (string Name, ulong[] Dims)[] tensors)
+        {
+            var w = new GgufWriter();
+            w.SetMetadata("general.architecture", GgufValue.FromString("llama"));
+            w.SetMetadata("general.type", GgufValue.FromString("adapter"));
+            w.SetMetadata("adapter.type", GgufValue.FromString("lora"));
+            w.SetMetadata("adapter.lora.alpha", GgufValue.FromFloat32(2));
+            foreach ((string name, ulong[] dims) in tensors) w.AddTensor(name, dims, GgmlType.F32, new float[(int)(dims[0] * dims[1])]);
+            string path = Path.Combine(_scratch.Path, file);
+            w.Write(path);
+            return path;
+        }
+
+        string wide = Lora("wide.gguf", ("blk.0.attn_output.weight.lora_a", [hidden + 1, 2]), ("blk.0.attn_output.weight.lora_b", [2, hidden]));
+        var e = Assert.Throws<InvalidDataException>(() => model.LoadAdapter(wide, "wide"));
+        Assert.Contains($"'blk.0.attn_output.weight' is [{hidden}, {hidden}] in the base, but its pair is lora_a [{hidden + 1}, 2]", e.Message);
+
+        string half = Lora("half.gguf", ("blk.0.attn_output.weight.lora_b", [2, hidden]));
+        e = Assert.Throws<InvalidDataException>(() => model.LoadAdapter(half, "half"));
+        Assert.Contains("'blk.0.attn_output.weight.lora_b' has no 'blk.0.attn_output.weight.lora_a'", e.Message);
+    }
+
+    [Fact]
     public void Adapters_switch_per_request_with_their_scales_without_reloading_the_base()
     {
         string c = LlamaFixtures.CaseFolder("lora_rslora_llama");

@@ -18,15 +18,17 @@ namespace PeftHost.Engine.Inference.Batching;
 public sealed class LlamaBatchDecoder : IBatchDecoder
 {
     private readonly InferenceBackendOptions _options;
+    private readonly GgufArtifacts _files;
     private readonly LlamaCppModel _model;
     private readonly LlamaCppContext _context;
     private readonly Dictionary<string, LlamaCppAdapter> _adapters;
     private readonly List<string> _order;
     private readonly List<DecodeSequence> _running = [];
 
-    private LlamaBatchDecoder(InferenceBackendOptions options, LlamaCppModel model, LlamaCppContext context, ITextTokenizer? tokenizer, Dictionary<string, LlamaCppAdapter> adapters, List<string> order)
+    private LlamaBatchDecoder(InferenceBackendOptions options, GgufArtifacts files, LlamaCppModel model, LlamaCppContext context, ITextTokenizer? tokenizer, Dictionary<string, LlamaCppAdapter> adapters, List<string> order)
     {
         _options = options;
+        _files = files;
         _model = model;
         _context = context;
         _adapters = adapters;
@@ -50,7 +52,7 @@ public sealed class LlamaBatchDecoder : IBatchDecoder
             foreach ((AdapterSpec spec, string path) in files.Unmerged) adapters[spec.Name] = model.LoadAdapter(path, spec.Name);
             int size = options.ContextSize ?? Math.Min(model.TrainedContextLength > 0 ? model.TrainedContextLength : 2048, 2048);
             var context = new LlamaCppContext(model, new LlamaCppContextOptions { ContextSize = size, Threads = options.Threads });
-            return new LlamaBatchDecoder(options, model, context, tokenizer, adapters, [.. options.Adapters.Select(a => a.Name)]);
+            return new LlamaBatchDecoder(options, files, model, context, tokenizer, adapters, [.. options.Adapters.Select(a => a.Name)]);
         }
         catch
         {
@@ -183,15 +185,11 @@ public sealed class LlamaBatchDecoder : IBatchDecoder
         return adapter;
     }
 
-    // The adapter as GGUF-LoRA (exported into the cache on first use) loaded beside the base.
+    // The adapter as GGUF-LoRA laid out for the loaded base (exported into the cache on first use) loaded beside it.
     private LlamaCppAdapter Load(string name, string folder)
     {
         RefuseMerged(_options, name, folder);
-        var cache = new GgufCache(_options.CacheDirectory);
-        string config = Path.Combine(_options.ModelFolder, "config.json");
-        (string path, _) = cache.GetOrCreate("lora", [config, .. GgufCache.AdapterSources(folder)], "f32",
-            s => GgufLoraExporter.Build(_options.ModelFolder, folder, _options.PluginsFolder, GgmlType.F32, out _).Write(s));
-        return _model.LoadAdapter(path, name);
+        return _model.LoadAdapter(_files.LoraFor(_options, folder), name);
     }
 
     private static void RefuseMerged(InferenceBackendOptions options, string name, string folder)
