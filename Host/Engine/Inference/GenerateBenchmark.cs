@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using PeftHost.Engine.Inference.Backends;
 using PeftHost.Engine.Peft;
@@ -49,7 +50,7 @@ public static class GenerateBenchmark
         {
             string model = Path.Combine(folder, "model");
             ModelPresets.Write("llama", size, model, 0);
-            string lora = WriteLora(model, Path.Combine(folder, "lora"), pluginsFolder);
+            string lora = WriteLora(model, Path.Combine(folder, "lora"), pluginsFolder, 16);
             string cache = Path.Combine(folder, "cache");
             int vocab = Models.Config.ModelConfigReader.Read(model).VocabSize;
             var random = new Random(1);
@@ -93,33 +94,18 @@ public static class GenerateBenchmark
             JsonObject? bare = null;
             var loraCost = new JsonObject();
             var loraAddedMs = new JsonObject();
+            var loraAddedMsByRank = new JsonObject();
             if (backends.Contains(InferenceBackendKind.Llama))
             {
                 foreach (GgmlType type in new[] { GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0 })
                 {
                     using var b = (LlamaBackend)InferenceBackends.Open(Options(InferenceBackendKind.Llama) with { Quant = type });
                     string t = GgmlTypeTraits.Name(type);
-                    // Base and LoRA alternating over long runs, so that both see the same machine state: rows are the
-                    // best of each, the LoRA cost is the median of the rounds' pair ratios.
-                    (double pf0, double dc0, double pf1, double dc1) = (0, 0, 0, 0);
-                    var costs = new List<double>();
-                    var addedMs = new List<double>();
-                    for (int i = 0; i < LoraCostRounds; i++)
-                    {
-                        // The order flips every round (base first, then LoRA first), so that whatever the first run of a
-                        // pair pays (a warmer or colder cache, a neighbour's burst) does not always fall on the same side.
-                        bool loraFirst = i % 2 == 1;
-                        var first = Measure(b, prompt, compareTokens, loraFirst);
-                        var second = Measure(b, prompt, compareTokens, !loraFirst);
-                        ((double p0, double d0), (double p1, double d1)) = loraFirst ? (second, first) : (first, second);
-                        (pf0, dc0, pf1, dc1) = (Math.Max(pf0, p0), Math.Max(dc0, d0), Math.Max(pf1, p1), Math.Max(dc1, d1));
-                        costs.Add(1 - d1 / d0);
-                        addedMs.Add(1000 / d1 - 1000 / d0);
-                    }
-                    Add(new GenerateBenchmarkRow("llama", t, false, pf0, dc0, b.WeightBytes, b.WeightBytes * dc0 / host, null));
-                    Add(new GenerateBenchmarkRow("llama", t, true, pf1, dc1, b.WeightBytes, b.WeightBytes * dc1 / host, null));
-                    loraCost[t] = Median(costs);
-                    loraAddedMs[t] = Median(addedMs);
+                    LoraRounds r = PairedRounds(b, prompt, compareTokens);
+                    Add(new GenerateBenchmarkRow("llama", t, false, r.BasePrefill, r.BaseDecode, b.WeightBytes, b.WeightBytes * r.BaseDecode / host, null));
+                    Add(new GenerateBenchmarkRow("llama", t, true, r.LoraPrefill, r.LoraDecode, b.WeightBytes, b.WeightBytes * r.LoraDecode / host, null));
+                    loraCost[t] = r.Cost;
+                    loraAddedMs[t] = r.AddedMs;
                     if (type == GgmlType.Q4_0)
                     {
                         // Against the bare loop: longer runs (a short one is mostly noise on a shared machine), ours and
@@ -140,6 +126,18 @@ public static class GenerateBenchmark
                             ["median_pair_slowdown"] = 1 - median, ["rounds"] = CompareRounds, ["decode_tokens"] = compareTokens - 1, ["target"] = 0.05,
                             ["decode_threads"] = b.Context.DecodeThreads };
                         log(FormattableString.Invariant($"llama q4_0 vs a bare LLamaSharp loop ({CompareRounds} alternating rounds of {compareTokens - 1} decode tokens): best {ours:F1} vs {bdc:F1} tokens/s ({(1 - ours / bdc):P1} slower), median pair {(1 - median):P1} slower (target at most 5 %), both decoding on {b.Context.DecodeThreads} of {Environment.ProcessorCount} threads (measured fastest)"));
+
+                        // What the adapter's time per token follows: the same targets at other ranks (bytes and FLOPs
+                        // scale with the rank; llama.cpp's 4 graph nodes per adapted weight do not).
+                        loraAddedMsByRank["16"] = r.AddedMs;
+                        foreach (int rank in new[] { 1, 64 })
+                        {
+                            string other = WriteLora(model, Path.Combine(folder, $"lora-r{rank}"), pluginsFolder, rank);
+                            using var ranked = (LlamaBackend)InferenceBackends.Open(Options(InferenceBackendKind.Llama) with { Quant = type, Adapters = [new AdapterSpec("bench", other)] });
+                            loraAddedMsByRank[rank.ToString(CultureInfo.InvariantCulture)] = PairedRounds(ranked, prompt, compareTokens).AddedMs;
+                        }
+                        log($"LoRA on llama q4_0 by rank, same targets (median of {LoraCostRounds} rounds each): "
+                            + string.Join(", ", loraAddedMsByRank.Select(kv => FormattableString.Invariant($"r {kv.Key} +{kv.Value!.GetValue<double>():F3} ms/token"))));
                     }
                 }
                 log($"LoRA cost on llama decode (median of {LoraCostRounds} rounds of {compareTokens - 1} decode tokens, base and LoRA in turn, the order flipped every round): "
@@ -174,12 +172,37 @@ public static class GenerateBenchmark
                 ["llama_vs_bare"] = bare,
                 ["llama_lora_cost"] = loraCost,
                 ["llama_lora_added_ms_per_token"] = loraAddedMs,
+                ["llama_q4_0_lora_added_ms_by_rank"] = loraAddedMsByRank,
             };
         }
         finally
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
+    }
+
+    private sealed record LoraRounds(double BasePrefill, double BaseDecode, double LoraPrefill, double LoraDecode, double Cost, double AddedMs);
+
+    // Base and LoRA alternating over long runs, so that both see the same machine state: the best of each, and the
+    // median of the rounds' pair ratios (the cost) and of the time per token the adapter added.
+    private static LoraRounds PairedRounds(IInferenceBackend b, int[] prompt, int tokens)
+    {
+        (double pf0, double dc0, double pf1, double dc1) = (0, 0, 0, 0);
+        var costs = new List<double>();
+        var addedMs = new List<double>();
+        for (int i = 0; i < LoraCostRounds; i++)
+        {
+            // The order flips every round (base first, then LoRA first), so that whatever the first run of a
+            // pair pays (a warmer or colder cache, a neighbour's burst) does not always fall on the same side.
+            bool loraFirst = i % 2 == 1;
+            var first = Measure(b, prompt, tokens, loraFirst);
+            var second = Measure(b, prompt, tokens, !loraFirst);
+            ((double p0, double d0), (double p1, double d1)) = loraFirst ? (second, first) : (first, second);
+            (pf0, dc0, pf1, dc1) = (Math.Max(pf0, p0), Math.Max(dc0, d0), Math.Max(pf1, p1), Math.Max(dc1, d1));
+            costs.Add(1 - d1 / d0);
+            addedMs.Add(1000 / d1 - 1000 / d0);
+        }
+        return new LoraRounds(pf0, dc0, pf1, dc1, Median(costs), Median(addedMs));
     }
 
     // Time to the first token (prefill), then the rest (decode), after a short warm-up.
@@ -205,8 +228,8 @@ public static class GenerateBenchmark
         return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
     }
 
-    // A LoRA adapter with random A and B (init_lora_weights false), saved as PEFT does.
-    private static string WriteLora(string model, string folder, string pluginsFolder)
+    // A LoRA adapter of rank r on q, k, v, o with random A and B (init_lora_weights false), saved as PEFT does.
+    private static string WriteLora(string model, string folder, string pluginsFolder, int rank)
     {
         (_, nn.Module module) = ModelFactory.Load(model);
         using (module)
@@ -216,7 +239,7 @@ public static class GenerateBenchmark
             using var peft = new PeftModel(module, catalog);
             peft.AddAdapter("default", new JsonObject
             {
-                ["peft_type"] = "LORA", ["task_type"] = "CAUSAL_LM", ["r"] = 16, ["lora_alpha"] = 32, ["lora_dropout"] = 0.0,
+                ["peft_type"] = "LORA", ["task_type"] = "CAUSAL_LM", ["r"] = rank, ["lora_alpha"] = 2 * rank, ["lora_dropout"] = 0.0,
                 ["target_modules"] = new JsonArray("q_proj", "k_proj", "v_proj", "o_proj"), ["init_lora_weights"] = false,
             });
             peft.SavePretrained(folder);
