@@ -12,6 +12,7 @@ public sealed class LlamaCppModel : IDisposable
 {
     private readonly SafeLlamaModelHandle _handle;
     private readonly List<LlamaCppAdapter> _adapters = [];
+    private GgufLoraFit? _loraFit;
 
     private LlamaCppModel(string path, SafeLlamaModelHandle handle)
     {
@@ -79,7 +80,7 @@ public sealed class LlamaCppModel : IDisposable
     {
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"GGUF-LoRA file not found: {full}", full);
-        GgufLoraFit.Check(full, Path);
+        (_loraFit ??= GgufLoraFit.Of(Path)).Check(full);
         LlamaCppRuntime.ClearLog();
         try
         {

@@ -13,7 +13,7 @@ public enum GgufQkvLayout
     /// One <c>attn_qkv</c> whose rows are Q's, K's and V's in that order (Q and K permuted as in <see cref="Separate"/>),
     /// which the llama.cpp LLamaSharp ships reads for architecture llama too. It computes one product per layer instead
     /// of three, and a LoRA adapter on Q, K and V becomes one pair (the three A stacked, the three B block-diagonal) where
-    /// it was three: a third of the graph nodes, each of which costs every decode thread a barrier. The llama backend's
+    /// it was three (a third of the graph nodes; the B's zero blocks cost multiply-adds instead). The llama backend's
     /// own cache uses it; files for other runtimes do not.
     /// </summary>
     Fused,

@@ -8,31 +8,46 @@ namespace PeftHost.Llama.Runtime;
 /// base, or for separate Q/K/V on a base with a fused <c>attn_qkv</c>) and the first decode then
 /// crashes the process, so a mismatch is refused here naming the tensor.
 /// </summary>
-internal static class GgufLoraFit
+internal sealed class GgufLoraFit
 {
     private const string A = ".lora_a", B = ".lora_b";
+    private readonly string _basePath;
+    private readonly string _architecture;
+    private readonly Dictionary<string, GgufTensorInfo> _tensors;
+
+    private GgufLoraFit(string basePath, string architecture, Dictionary<string, GgufTensorInfo> tensors)
+    {
+        _basePath = basePath;
+        _architecture = architecture;
+        _tensors = tensors;
+    }
+
+    /// <summary>The base's architecture and tensor table, read once from its header (which holds the vocabulary too).</summary>
+    public static GgufLoraFit Of(string basePath)
+    {
+        using GgufFile model = GgufFile.Open(basePath);
+        return new GgufLoraFit(basePath, Architecture(model), model.Tensors.ToDictionary(x => x.Name, StringComparer.Ordinal));
+    }
 
     /// <exception cref="InvalidDataException">The file is not a LoRA adapter of the base's architecture, a pair is incomplete, or a pair's
     /// base tensor is missing from the base or has other dimensions.</exception>
-    public static void Check(string loraPath, string basePath)
+    public void Check(string loraPath)
     {
         using GgufFile lora = GgufFile.Open(loraPath);
-        using GgufFile model = GgufFile.Open(basePath);
         string type = lora.TryGetMetadata("general.type", out GgufValue t) ? t.AsString() : "(missing)";
         if (type != "adapter") throw new InvalidDataException($"{loraPath}: general.type is '{type}', expected 'adapter' (a GGUF-LoRA file)");
-        string arch = Architecture(lora), baseArch = Architecture(model);
-        if (arch != baseArch) throw new InvalidDataException($"{loraPath}: general.architecture is '{arch}', but the base {basePath} is '{baseArch}'");
+        string arch = Architecture(lora);
+        if (arch != _architecture) throw new InvalidDataException($"{loraPath}: general.architecture is '{arch}', but the base {_basePath} is '{_architecture}'");
 
-        var baseTensors = model.Tensors.ToDictionary(x => x.Name, StringComparer.Ordinal);
         var names = lora.Tensors.Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
         foreach (GgufTensorInfo a in lora.Tensors.Where(x => x.Name.EndsWith(A, StringComparison.Ordinal)))
         {
             string target = a.Name[..^A.Length];
             if (!names.Contains(target + B)) throw new InvalidDataException($"{loraPath}: tensor '{a.Name}' has no '{target}{B}'");
             GgufTensorInfo b = lora.GetTensor(target + B);
-            if (!baseTensors.TryGetValue(target, out GgufTensorInfo? w))
+            if (!_tensors.TryGetValue(target, out GgufTensorInfo? w))
                 throw new InvalidDataException(
-                    $"{loraPath}: tensor '{a.Name}' adapts '{target}', which the base {basePath} does not have (the adapter was written for another base, or for another Q/K/V layout)");
+                    $"{loraPath}: tensor '{a.Name}' adapts '{target}', which the base {_basePath} does not have (the adapter was written for another base, or for another Q/K/V layout)");
             // GGUF dims are innermost first: W [in, out], A [in, r], B [r, out]; llama.cpp transposes token_embd's pair, so only its presence is checked.
             if (target == "token_embd.weight") continue;
             if (w.Dimensions.Count != 2 || a.Dimensions.Count != 2 || b.Dimensions.Count != 2
