@@ -39,9 +39,12 @@ public static class GgufLoraExporter
         return summary;
     }
 
-    /// <summary>As <see cref="Export"/>, returning the writer (nothing written to disk), for a base whose Q, K and V are laid out as <paramref name="qkv"/> says.</summary>
+    /// <summary>
+    /// As <see cref="Export"/>, returning the writer (nothing written to disk), for a base whose Q, K and V are laid out as
+    /// <paramref name="qkv"/> says, ranks padded to whole blocks when <paramref name="padRanks"/> is set (see the other overload).
+    /// </summary>
     public static GgufWriter Build(string modelFolder, string adapterFolder, string pluginsFolder, GgmlType quant, out GgufLoraSummary summary,
-        GgufQkvLayout qkv = GgufQkvLayout.Separate)
+        GgufQkvLayout qkv = GgufQkvLayout.Separate, bool padRanks = false)
     {
         CheckQuant(quant);
         LlamaGgufExporter.CheckSupported(ModelConfigReader.Read(modelFolder));
@@ -51,7 +54,7 @@ public static class GgufLoraExporter
         using PeftModel peft = inspector.Load(adapter);
         if (Refusal(peft, adapter.Name, inspector.Llama) is string refusal)
             throw new NotSupportedException($"{Path.GetFullPath(adapterFolder)}: {refusal}");
-        return Build(peft, adapter.Name, inspector.Llama, quant, NameOf(adapterFolder), out summary, qkv);
+        return Build(peft, adapter.Name, inspector.Llama, quant, NameOf(adapterFolder), out summary, qkv, padRanks);
     }
 
     /// <summary>Why <paramref name="adapterFolder"/> cannot be written as GGUF-LoRA for <paramref name="modelFolder"/>, or null when it can.</summary>
@@ -75,10 +78,15 @@ public static class GgufLoraExporter
     /// Adapter <paramref name="adapter"/> of <paramref name="peft"/> (a model of <paramref name="llama"/>) as GGUF-LoRA named
     /// <paramref name="name"/>, for a base whose Q, K and V are laid out as <paramref name="qkv"/> says (with
     /// <see cref="GgufQkvLayout.Fused"/>, a layer's Q, K and V pairs become one <c>attn_qkv</c> pair of their summed rank).
+    /// With <paramref name="padRanks"/>, a pair's rank is padded with zero rows of A and zero columns of B up to a whole
+    /// number of <paramref name="quant"/>'s blocks where that makes the pair fewer bytes: B (whose rows are r long) is then
+    /// quantized too rather than left in f32 (rank 16 to 32 halves a q8_0 pair; rank 4 to 32 would triple it). That is
+    /// exact: the padding adds zero products, and llama.cpp's alpha / r, read from the padded tensor, is folded in like any
+    /// other rank. Off by default, so that a file handed to other tools keeps the adapter's own rank.
     /// </summary>
     /// <exception cref="NotSupportedException">The adapter cannot be written as GGUF-LoRA (<see cref="Refusal(PeftModel, string, LlamaConfig)"/> says why).</exception>
     public static GgufWriter Build(PeftModel peft, string adapter, LlamaConfig llama, GgmlType quant, string name, out GgufLoraSummary summary,
-        GgufQkvLayout qkv = GgufQkvLayout.Separate)
+        GgufQkvLayout qkv = GgufQkvLayout.Separate, bool padRanks = false)
     {
         ArgumentNullException.ThrowIfNull(peft);
         ArgumentNullException.ThrowIfNull(llama);
@@ -116,19 +124,28 @@ public static class GgufLoraExporter
                 parts.Add(new QkvPart(offset, outDim, r, a, b, pair.Scale));
                 continue;
             }
-            // The method scales this module's B·A by pair.Scale; llama.cpp by alpha / r.
-            Scale(b, pair.Scale / (alpha / r));
             if (target == "token_embd.weight")
+            {
+                // lora_a is A transposed here ([r, in] rows of r), so it keeps its rank: llama.cpp gathers its rows.
+                Scale(b, pair.Scale / (alpha / r));
                 Add(writer, target + ".lora_a", Transpose(a, r, inDim), inDim, r, quant);
-            else
-                Add(writer, target + ".lora_a", a, r, inDim, quant);
-            Add(writer, target + ".lora_b", b, outDim, r, quant);
+                Add(writer, target + ".lora_b", b, outDim, r, quant);
+                continue;
+            }
+            int padded = padRanks ? WrittenRank(r, inDim, outDim, quant) : r;
+            // The method scales this module's B·A by pair.Scale; llama.cpp by alpha / r (the written r).
+            Scale(b, pair.Scale / (alpha / padded));
+            Array.Resize(ref a, padded * inDim);
+            Add(writer, target + ".lora_a", a, padded, inDim, quant);
+            Add(writer, target + ".lora_b", PadColumns(b, outDim, r, padded), outDim, padded, quant);
         }
         foreach ((int layer, List<QkvPart> parts) in fused)
         {
             // A: the parts' A stacked [R, in]; B: [q + k + v rows, R], each part's B in its rows and its rank's columns,
-            // zero elsewhere (a projection the adapter leaves alone gets zero rows). llama.cpp scales by alpha / R.
-            int rank = parts.Sum(x => x.Rank), rows = (llama.NumHeads + 2 * llama.NumKeyValueHeads) * llama.HeadDim, inDim = llama.HiddenSize;
+            // zero elsewhere (a projection the adapter leaves alone gets zero rows; padding, zero rows of A and columns
+            // of B past the parts' ranks). llama.cpp scales by alpha / R.
+            int used = parts.Sum(x => x.Rank), rows = (llama.NumHeads + 2 * llama.NumKeyValueHeads) * llama.HeadDim, inDim = llama.HiddenSize;
+            int rank = padRanks ? WrittenRank(used, inDim, rows, quant) : used;
             var a = new float[(long)rank * inDim];
             var b = new float[(long)rows * rank];
             int column = 0;
@@ -293,6 +310,25 @@ public static class GgufLoraExporter
             for (int c = 0; c < cols; c++)
                 t[(long)c * rows + r] = m[(long)r * cols + c];
         return t;
+    }
+
+    // The rank r padded to whole blocks of quant, where the pair (A [r, in], B [out, r]) then takes fewer bytes; else r.
+    private static int WrittenRank(int r, int inDim, int outDim, GgmlType quant)
+    {
+        int block = GgmlTypeTraits.BlockSize(quant);
+        int padded = (r + block - 1) / block * block;
+        return Bytes(padded, inDim, quant) + Bytes(outDim, padded, quant) < Bytes(r, inDim, quant) + Bytes(outDim, r, quant) ? padded : r;
+    }
+
+    private static long Bytes(int rows, int cols, GgmlType quant) => GgmlTypeTraits.ByteCount(GgufQuant.ForTensor(quant, [rows, cols]), (long)rows * cols);
+
+    // [rows, cols] row-major as [rows, padded], zero past cols.
+    private static float[] PadColumns(float[] m, int rows, int cols, int padded)
+    {
+        if (padded == cols) return m;
+        var p = new float[(long)rows * padded];
+        for (int i = 0; i < rows; i++) Array.Copy(m, (long)i * cols, p, (long)i * padded, cols);
+        return p;
     }
 
     private static float[] Floats(Tensor t)

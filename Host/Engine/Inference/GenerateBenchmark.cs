@@ -95,6 +95,7 @@ public static class GenerateBenchmark
             var loraCost = new JsonObject();
             var loraAddedMs = new JsonObject();
             var loraAddedMsByRank = new JsonObject();
+            var loraFactors = new JsonObject();
             if (backends.Contains(InferenceBackendKind.Llama))
             {
                 foreach (GgmlType type in new[] { GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0 })
@@ -106,6 +107,7 @@ public static class GenerateBenchmark
                     Add(new GenerateBenchmarkRow("llama", t, true, r.LoraPrefill, r.LoraDecode, b.WeightBytes, b.WeightBytes * r.LoraDecode / host, null));
                     loraCost[t] = r.Cost;
                     loraAddedMs[t] = r.AddedMs;
+                    loraFactors[t] = GgmlTypeTraits.Name(b.Files.LoraFactors);
                     if (type == GgmlType.Q4_0)
                     {
                         // Against the bare loop: longer runs (a short one is mostly noise on a shared machine), ours and
@@ -141,7 +143,7 @@ public static class GenerateBenchmark
                     }
                 }
                 log($"LoRA cost on llama decode (median of {LoraCostRounds} rounds of {compareTokens - 1} decode tokens, base and LoRA in turn, the order flipped every round): "
-                    + string.Join(", ", loraCost.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value!.GetValue<double>():P1} (+{loraAddedMs[kv.Key]!.GetValue<double>():F3} ms/token)")))
+                    + string.Join(", ", loraCost.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value!.GetValue<double>():P1} (+{loraAddedMs[kv.Key]!.GetValue<double>():F3} ms/token, {loraFactors[kv.Key]} factors)")))
                     + " (target at most 10 %)");
             }
             if (backends.Contains(InferenceBackendKind.Vulkan))
@@ -172,6 +174,7 @@ public static class GenerateBenchmark
                 ["llama_vs_bare"] = bare,
                 ["llama_lora_cost"] = loraCost,
                 ["llama_lora_added_ms_per_token"] = loraAddedMs,
+                ["llama_lora_factor_types"] = loraFactors,
                 ["llama_q4_0_lora_added_ms_by_rank"] = loraAddedMsByRank,
             };
         }

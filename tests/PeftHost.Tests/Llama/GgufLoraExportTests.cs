@@ -70,6 +70,50 @@ public sealed class GgufLoraExportTests : IDisposable
         Assert.Equal(8, checkedWeights);
     }
 
+    [Theory]
+    [InlineData(GgufQkvLayout.Separate, 8)]
+    [InlineData(GgufQkvLayout.Fused, 4)]   // per layer: Q, K, V as one attn_qkv pair of rank 12, and attn_output
+    public void Q8_0_pairs_padded_where_smaller_reproduce_the_merged_export_within_q8_0s_error(GgufQkvLayout qkv, int weights)
+    {
+        string model = Path.Combine(Case, "base");
+        using GgufFile base0 = Open(LlamaGgufExporter.Build(model, [], PluginDirs.Installed, GgmlType.F32, out _, qkv: qkv), "base.gguf");
+        using GgufFile merged = Open(LlamaGgufExporter.Build(model, [new("a", Path.Combine(Case, "adapter"))], PluginDirs.Installed, GgmlType.F32, out _, qkv: qkv), "merged.gguf");
+        using GgufFile lora = Open(GgufLoraExporter.Build(model, Path.Combine(Case, "adapter"), PluginDirs.Installed, GgmlType.Q8_0, out _, qkv, padRanks: true), "lora.gguf");
+        double alpha = lora.GetMetadata("adapter.lora.alpha").AsDouble();
+        int checkedWeights = 0, paddedWeights = 0;
+        foreach (GgufTensorInfo a in lora.Tensors.Where(t => t.Name.EndsWith(".lora_a", StringComparison.Ordinal)))
+        {
+            string weight = a.Name[..^7];
+            GgufTensorInfo b = lora.GetTensor(weight + ".lora_b");
+            int r = (int)a.Rows, cols = (int)a.Columns, rows = (int)b.Rows;
+            int used = weight.EndsWith("attn_qkv.weight", StringComparison.Ordinal) ? 12 : 4;
+            // A's rows (32 long) are q8_0. The fused pair of rank 12 is padded to one block of 32, which makes it smaller
+            // (B [64, 32] q8_0 instead of [64, 12] f32); a rank 4 pair is not (32 q8_0 columns take more than 4 f32 ones).
+            Assert.Equal(GgmlType.Q8_0, a.Type);
+            Assert.Equal(used == 12 ? (32, GgmlType.Q8_0) : (4, GgmlType.F32), (r, b.Type));
+            if (r != used) paddedWeights++;
+            float[] av = lora.ReadTensorFloats(a.Name), bv = lora.ReadTensorFloats(b.Name);
+            Assert.All(av.Skip(used * cols), v => Assert.Equal(0f, v));
+            for (int i = 0; i < rows; i++) Assert.All(bv.Skip(i * r + used).Take(r - used), v => Assert.Equal(0f, v));
+            float[] w0 = base0.ReadTensorFloats(weight), w1 = merged.ReadTensorFloats(weight);
+            double worst = 0, largest = 0;
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                {
+                    double delta = 0;
+                    for (int k = 0; k < r; k++) delta += bv[i * r + k] * av[k * cols + j];
+                    double exact = w1[i * cols + j] - w0[i * cols + j];
+                    largest = Math.Max(largest, Math.Abs(exact));
+                    worst = Math.Max(worst, Math.Abs(exact - alpha / r * delta));
+                }
+            // q8_0 rounds each factor to 1/254 of its block's largest value; the product stays within 2 % of the update.
+            Assert.True(worst < 0.02 * largest, $"{weight}: merged - base differs from alpha/r B A by {worst} (largest update {largest})");
+            checkedWeights++;
+        }
+        Assert.Equal(weights, checkedWeights);
+        Assert.Equal(qkv == GgufQkvLayout.Fused ? 2 : 0, paddedWeights);
+    }
+
     [Fact]
     public void What_gguf_lora_cannot_express_is_refused_with_the_reason()
     {

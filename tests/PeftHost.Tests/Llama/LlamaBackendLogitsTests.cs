@@ -1,6 +1,8 @@
+using PeftHost.Engine.Export;
 using PeftHost.Engine.Inference;
 using PeftHost.Engine.Inference.Backends;
 using PeftHost.Formats.Gguf;
+using PeftHost.Llama;
 using PeftHost.Models;
 using PeftHost.Tests.Support;
 using Xunit;
@@ -48,6 +50,7 @@ public sealed class LlamaBackendLogitsTests : IDisposable
         using IInferenceBackend llama = InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, baseFolder, Cache, GgmlType.F32, adapter));
         Assert.Equal([new AdapterScale("a", 1.0)], llama.Adapters);
         Assert.Empty(llama.MergedAdapters);
+        Assert.Equal(GgmlType.F32, ((LlamaBackend)llama).Files.LoraFactors);
         float[] peft = LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors"));
         double diff = LlamaFixtures.MaxAbsDiff(peft, LlamaFixtures.AllLogits(llama, rows));
         Assert.True(diff < Tolerance, $"{name}: max |llama - peft| = {diff}");
@@ -229,6 +232,55 @@ public sealed class LlamaBackendLogitsTests : IDisposable
         var scaled = Assert.Throws<NotSupportedException>(() => InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(ia3, "base"), Cache, GgmlType.F32,
             new AdapterSpec("i", Path.Combine(ia3, "adapter"), Scale: 0.5))));
         Assert.Contains("scale 1 only", scaled.Message);
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void Beside_a_quantized_base_the_factors_are_q8_0_with_padded_ranks_and_carry_peft_s_update(GgmlType quant)
+    {
+        string c = LlamaFixtures.CaseFolder("lora_rslora_llama");
+        int[][] rows = LlamaFixtures.Rows(Path.Combine(c, "inputs.json"));
+        float[] peftBase = LlamaFixtures.Reference(Path.Combine(c, "logits_base.safetensors"));
+        float[] peftUpdate = [.. LlamaFixtures.Reference(Path.Combine(c, "logits_adapter.safetensors")).Select((v, i) => v - peftBase[i])];
+        using var llama = (LlamaBackend)InferenceBackends.Open(LlamaFixtures.Options(InferenceBackendKind.Llama, Path.Combine(c, "base"), Cache, quant,
+            new AdapterSpec("a", Path.Combine(c, "adapter"))));
+        Assert.Equal(GgmlType.Q8_0, llama.Files.LoraFactors);
+        using (GgufFile lora = GgufFile.Open(llama.Files.Unmerged[0].LoraGguf))
+        {
+            // Rank 12 for the fused Q/K/V pair, padded to one block of 32 (so B is q8_0 too); attn_output's rank 4 stays
+            // (padding would make it larger), its B f32.
+            Assert.Equal([32UL, 32UL], lora.GetTensor("blk.0.attn_qkv.weight.lora_a").Dimensions);
+            Assert.Equal([32UL, 64UL], lora.GetTensor("blk.0.attn_qkv.weight.lora_b").Dimensions);
+            Assert.Equal(GgmlType.Q8_0, lora.GetTensor("blk.0.attn_qkv.weight.lora_b").Type);
+            Assert.Equal([4UL, 32UL], lora.GetTensor("blk.1.attn_output.weight.lora_b").Dimensions);
+            Assert.Equal(GgmlType.F32, lora.GetTensor("blk.1.attn_output.weight.lora_b").Type);
+            Assert.All(lora.Tensors.Where(t => t.Name.EndsWith(".lora_a", StringComparison.Ordinal)), t => Assert.Equal(GgmlType.Q8_0, t.Type));
+        }
+        // The same adapter with f32 factors of its own rank, applied by llama.cpp to the same base file: what the adapter
+        // changes in the logits (with it minus without) is the same within q8_0's rounding of the factors.
+        string f32Lora = Path.Combine(_scratch.Path, "f32-lora.gguf");
+        GgufLoraExporter.Build(Path.Combine(c, "base"), Path.Combine(c, "adapter"), PluginDirs.Installed, GgmlType.F32, out _, GgufQkvLayout.Fused).Write(f32Lora);
+        using var model = LlamaCppModel.Open(llama.Files.BaseGguf);
+        using var context = new LlamaCppContext(model, new LlamaCppContextOptions { ContextSize = 128 });
+        LlamaCppAdapter q8 = model.LoadAdapter(llama.Files.Unmerged[0].LoraGguf, "q8_0"), f32 = model.LoadAdapter(f32Lora, "f32");
+        float[] Update(LlamaCppAdapter a) => [.. rows.SelectMany(r =>
+        {
+            context.SetAdapters([]);
+            float[] off = context.ComputeLogits(r);
+            context.SetAdapters([(a, 1f)]);
+            return context.ComputeLogits(r).Select((v, i) => v - off[i]);
+        })];
+        float[] exact = Update(f32), rounded = Update(q8);
+        double scale = exact.Max(Math.Abs), diff = LlamaFixtures.MaxAbsDiff(exact, rounded);
+        double toPeft = LlamaFixtures.MaxAbsDiff(peftUpdate, rounded), peftScale = peftUpdate.Max(Math.Abs);
+        // Measured 2.4 % (q8_0 base) and 2.0 % (q4_0): llama.cpp also rounds the factors' inputs to q8_0.
+        Assert.True(diff < 0.05 * scale, $"{quant}: q8_0 factors change the adapter's update by {diff} (largest update {scale})");
+        // Against PEFT's own update the base's rounding dominates: q8_0 factors add nothing measurable to it (0.172 both ways
+        // on the q8_0 base, 2.12 against 2.17 on q4_0, whose 32-wide tiny model rounds coarsely).
+        Assert.True(toPeft < LlamaFixtures.MaxAbsDiff(peftUpdate, exact) + 0.01 * peftScale,
+            $"{quant}: with q8_0 factors the update is {toPeft} from PEFT's, with f32 factors {LlamaFixtures.MaxAbsDiff(peftUpdate, exact)}");
+        if (quant == GgmlType.Q8_0) Assert.True(toPeft < 0.1 * peftScale, $"q8_0: the update is {toPeft} from PEFT's (largest {peftScale})");
     }
 
     [Fact]
