@@ -11,15 +11,18 @@ namespace PeftHost.Abstractions.Layers;
 /// TorchSharp's own <c>ModuleDict</c> registers its entries once, on first use: entries added
 /// later (a second adapter, a reloaded one) would be invisible to <c>named_parameters</c>,
 /// <c>state_dict</c> and <c>to()</c>. This container registers every entry as it is added.
-/// A layer declares it with <see cref="TunerLayer.AdapterModules{T}"/>.
+/// A layer declares it with <see cref="TunerLayer.AdapterModules{T}"/>. It derives from TorchSharp's
+/// <c>HookableModule</c> only for that class's constructor taking a native handle (TorchSharp 0.107's plain
+/// <c>Module</c> has none, and its name constructor leaks 64 bytes a module); a container runs no forward, so hooks
+/// registered on it never run.
 /// </remarks>
 /// <typeparam name="T">The module type of each entry.</typeparam>
-public sealed class AdapterModuleDict<T> : nn.Module, IAdapterContainer where T : nn.Module
+public sealed class AdapterModuleDict<T> : nn.HookableModule<Action, Action>, IAdapterContainer where T : nn.Module
 {
     private readonly Dictionary<string, T> _entries = new(StringComparer.Ordinal);
 
     /// <summary>An empty container.</summary>
-    public AdapterModuleDict() : base(nameof(AdapterModuleDict<T>)) { }
+    public AdapterModuleDict() : base(NativeCustomModule.Create(nameof(AdapterModuleDict<T>)), IntPtr.Zero) => name = nameof(AdapterModuleDict<T>);
 
     /// <summary>The module of an adapter.</summary>
     public T this[string adapter] => _entries[adapter];

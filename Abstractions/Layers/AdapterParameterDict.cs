@@ -8,12 +8,17 @@ namespace PeftHost.Abstractions.Layers;
 /// Per-adapter parameters of a tuner layer (<c>ia3_l.default</c>, <c>lora_E.default</c>), registered as
 /// they are added. A layer declares it with <see cref="TunerLayer.AdapterParameters"/>.
 /// </summary>
-public sealed class AdapterParameterDict : nn.Module, IAdapterContainer
+/// <remarks>
+/// It derives from TorchSharp's <c>HookableModule</c> only for that class's constructor taking a native handle
+/// (<see cref="NativeCustomModule"/>: TorchSharp 0.107's name constructor leaks 64 bytes a module); a container runs
+/// no forward, so hooks registered on it never run.
+/// </remarks>
+public sealed class AdapterParameterDict : nn.HookableModule<Action, Action>, IAdapterContainer
 {
     private readonly Dictionary<string, Parameter> _entries = new(StringComparer.Ordinal);
 
     /// <summary>An empty container.</summary>
-    public AdapterParameterDict() : base(nameof(AdapterParameterDict)) { }
+    public AdapterParameterDict() : base(NativeCustomModule.Create(nameof(AdapterParameterDict)), IntPtr.Zero) => name = nameof(AdapterParameterDict);
 
     /// <summary>The parameter of an adapter.</summary>
     public Parameter this[string adapter] => _entries[adapter];

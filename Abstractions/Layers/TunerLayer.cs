@@ -32,8 +32,10 @@ public abstract class TunerLayer : nn.Module<Tensor, Tensor>
     private readonly DeclaredAdapters _declaredAdapters;
 
     /// <summary>Wraps <paramref name="baseLayer"/>.</summary>
-    protected TunerLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name)
+    protected TunerLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(NativeCustomModule.Create(name), IntPtr.Zero)
     {
+        // As base(name) would, without the 64 bytes TorchSharp's constructor leaks per module (NativeCustomModule).
+        this.name = name;
         BaseLayer = baseLayer;
         register_module(BaseLayerName, baseLayer);
         _declaredAdapters = new DeclaredAdapters(_containers);
