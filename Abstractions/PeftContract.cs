@@ -8,7 +8,7 @@ namespace PeftHost.Abstractions;
 public static class PeftContract
 {
     /// <summary>The contract version, "major.minor".</summary>
-    public const string Version = "1.2";
+    public const string Version = "1.3";
 
     /// <summary>The contract's major version.</summary>
     public static int Major => ParseVersion(Version).Major;

@@ -10,6 +10,6 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 dotnet build Abstractions/PeftHost.Abstractions.csproj -c Release --no-incremental -p:TreatWarningsAsErrors=false >"$log" 2>&1 || true
 {
-  grep -oE "RS0016: Symbol '.*' is not part of the declared public API" "$log" | sed -E "s/^RS0016: Symbol '(.*)' is not part of the declared public API$/\1/"
-  grep -oE "RS0017: Symbol '.*' is part of the declared API, but" "$log" | sed -E "s/^RS0017: Symbol '(.*)' is part of the declared API, but$/*REMOVED*\1/"
+  grep -oE "RS0016: Symbol '.*' is not part of the declared public API" "$log" | sed -E "s/^RS0016: Symbol '(.*)' is not part of the declared public API$/\1/" || true
+  grep -oE "RS0017: Symbol '.*' is part of the declared API, but" "$log" | sed -E "s/^RS0017: Symbol '(.*)' is part of the declared API, but$/*REMOVED*\1/" || true
 } | LC_ALL=C sort -u

@@ -27,7 +27,7 @@ public sealed class AdaLoraLinear : TunerLayer
     private readonly AdapterParameterDict lora_B;
     private readonly AdapterParameterDict lora_E;
     private readonly AdapterParameterDict ranknum;
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout;
+    private readonly AdapterModuleDict<AdapterDropout> lora_dropout;
     private readonly AdapterValueDict<double> _scaling;
     private readonly AdapterValueDict<int> _rank;
     private readonly BaseLayerWeight _weight;
@@ -47,7 +47,7 @@ public sealed class AdaLoraLinear : TunerLayer
         lora_B = AdapterParameters("lora_B");
         lora_E = AdapterParameters("lora_E");
         ranknum = AdapterParameters(RanknumKey, trainable: false);
-        lora_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("lora_dropout", trainable: false);
+        lora_dropout = AdapterModules<AdapterDropout>("lora_dropout", trainable: false);
         _scaling = AdapterValues<double>("scaling");
         _rank = AdapterValues<int>("r");
     }
@@ -92,7 +92,7 @@ public sealed class AdaLoraLinear : TunerLayer
         lora_E.Add(adapter, e);
         lora_B.Add(adapter, b);
         ranknum.Add(adapter, n);
-        lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+        lora_dropout.Add(adapter, new AdapterDropout(dropout));
         _scaling[adapter] = scaling;
         _rank[adapter] = r;
     }

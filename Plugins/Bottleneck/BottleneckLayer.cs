@@ -14,9 +14,9 @@ namespace PeftHost.Plugins.Bottleneck;
 /// </summary>
 public sealed class BottleneckLayer : TunerLayer
 {
-    private readonly AdapterModuleDict<Linear> bottleneck_down;
-    private readonly AdapterModuleDict<Linear> bottleneck_up;
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> bottleneck_dropout;
+    private readonly AdapterModuleDict<AdapterLinear> bottleneck_down;
+    private readonly AdapterModuleDict<AdapterLinear> bottleneck_up;
+    private readonly AdapterModuleDict<AdapterDropout> bottleneck_dropout;
     private readonly AdapterValueDict<bool> parallel;
     private readonly AdapterValueDict<double> scaling;
     private readonly AdapterValueDict<string> adapter_act;
@@ -31,9 +31,9 @@ public sealed class BottleneckLayer : TunerLayer
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        bottleneck_down = AdapterModules<Linear>("bottleneck_down");
-        bottleneck_up = AdapterModules<Linear>("bottleneck_up");
-        bottleneck_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("bottleneck_dropout", trainable: false);
+        bottleneck_down = AdapterModules<AdapterLinear>("bottleneck_down");
+        bottleneck_up = AdapterModules<AdapterLinear>("bottleneck_up");
+        bottleneck_dropout = AdapterModules<AdapterDropout>("bottleneck_dropout", trainable: false);
         parallel = AdapterValues<bool>("parallel");
         scaling = AdapterValues<double>("scaling");
         adapter_act = AdapterValues<string>("adapter_act");
@@ -56,8 +56,8 @@ public sealed class BottleneckLayer : TunerLayer
     {
         Parameter weight = Weight;
         long read = isParallel ? InFeatures : OutFeatures;
-        Linear down = nn.Linear(read, width, hasBias: true, device: weight.device, dtype: weight.dtype);
-        Linear up = nn.Linear(width, OutFeatures, hasBias: true, device: weight.device, dtype: weight.dtype);
+        var down = new AdapterLinear(read, width, hasBias: true, device: weight.device, dtype: weight.dtype);
+        var up = new AdapterLinear(width, OutFeatures, hasBias: true, device: weight.device, dtype: weight.dtype);
         if (initWeights)
             using (no_grad())
             {
@@ -66,7 +66,7 @@ public sealed class BottleneckLayer : TunerLayer
             }
         bottleneck_down.Add(adapter, down);
         bottleneck_up.Add(adapter, up);
-        bottleneck_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+        bottleneck_dropout.Add(adapter, new AdapterDropout(dropout));
         parallel[adapter] = isParallel;
         scaling[adapter] = scale;
         adapter_act[adapter] = act;
@@ -80,7 +80,7 @@ public sealed class BottleneckLayer : TunerLayer
         Tensor y = h;
         foreach (string adapter in activeAdapters)
         {
-            Linear down = bottleneck_down[adapter], up = bottleneck_up[adapter];
+            AdapterLinear down = bottleneck_down[adapter], up = bottleneck_up[adapter];
             Tensor z = parallel[adapter] ? input : h;
             if (z.dtype != down.weight.dtype) z = z.to(down.weight.dtype);
             Tensor a = Activate(adapter_act[adapter], down.forward(bottleneck_dropout[adapter].forward(z)));

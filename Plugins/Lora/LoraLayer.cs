@@ -22,7 +22,7 @@ public abstract class LoraLayer : TunerLayer
     private readonly AdapterValueDict<int> r;
     private readonly AdapterValueDict<double> lora_alpha;
     private readonly AdapterValueDict<double> scaling;
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout;
+    private readonly AdapterModuleDict<AdapterDropout> lora_dropout;
     private readonly AdapterValueDict<ILoraVariant> lora_variant;
     private AdapterModuleDict<DoraMagnitude>? lora_magnitude_vector;
     // PEFT's _caches: tensors a merge leaves for its unmerge (DoRA's norm of the weights before the merge).
@@ -32,7 +32,7 @@ public abstract class LoraLayer : TunerLayer
     protected LoraLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name, baseLayer)
     {
         BaseWeight = BaseLayerWeight.Of(baseLayer);
-        lora_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("lora_dropout", trainable: false);
+        lora_dropout = AdapterModules<AdapterDropout>("lora_dropout", trainable: false);
         r = AdapterValues<int>("r");
         lora_alpha = AdapterValues<double>("lora_alpha");
         scaling = AdapterValues<double>("scaling");
@@ -88,7 +88,7 @@ public abstract class LoraLayer : TunerLayer
         using (no_grad()) CreateFactors(adapter, r, scaling, init, path);
         try
         {
-            lora_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+            lora_dropout.Add(adapter, new AdapterDropout(dropout));
             this.r[adapter] = r;
             lora_alpha[adapter] = alpha;
             this.scaling[adapter] = scaling;
@@ -189,7 +189,7 @@ public abstract class LoraLayer : TunerLayer
     protected abstract void CreateFactors(string adapter, int r, double scaling, string? init, string path);
 
     /// <summary>The adapter's dropout module.</summary>
-    public nn.Module<Tensor, Tensor> Dropout(string adapter) => lora_dropout[adapter];
+    public AdapterDropout Dropout(string adapter) => lora_dropout[adapter];
 
     /// <summary>The adapter's DoRA magnitude.</summary>
     public Parameter Magnitude(string adapter) => lora_magnitude_vector![adapter].weight;

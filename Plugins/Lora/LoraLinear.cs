@@ -18,8 +18,8 @@ namespace PeftHost.Plugins.Lora;
 /// </remarks>
 public class LoraLinear : LoraLayer
 {
-    private readonly AdapterModuleDict<Linear> lora_A;
-    private readonly AdapterModuleDict<Linear> lora_B;
+    private readonly AdapterModuleDict<AdapterLinear> lora_A;
+    private readonly AdapterModuleDict<AdapterLinear> lora_B;
 
     /// <summary>Wraps a linear layer (weight [out, in]).</summary>
     public LoraLinear(Linear baseLayer)
@@ -32,8 +32,8 @@ public class LoraLinear : LoraLayer
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         FanInFanOut = fanInFanOut;
-        lora_A = AdapterModules<Linear>("lora_A");
-        lora_B = AdapterModules<Linear>("lora_B");
+        lora_A = AdapterModules<AdapterLinear>("lora_A");
+        lora_B = AdapterModules<AdapterLinear>("lora_B");
     }
 
     /// <summary>The base layer's input size.</summary>
@@ -54,9 +54,9 @@ public class LoraLinear : LoraLayer
     /// <inheritdoc />
     protected override void CreateFactors(string adapter, int r, double scaling, string? init, string path)
     {
-        // nn.Linear's own initialisation is Kaiming-uniform (a = √5), which init_lora_weights=false keeps for both.
-        var a = nn.Linear(InFeatures, r, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
-        var b = nn.Linear(r, OutFeatures, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
+        // nn.Linear's initialisation (AdapterLinear's too) is Kaiming-uniform (a = √5), which init_lora_weights=false keeps for both.
+        var a = new AdapterLinear(InFeatures, r, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
+        var b = new AdapterLinear(r, OutFeatures, hasBias: false, device: BaseWeight.Device, dtype: BaseWeight.DType);
         try
         {
             switch (init)
@@ -101,7 +101,7 @@ public class LoraLinear : LoraLayer
     /// <inheritdoc />
     protected override void SetFactors(string adapter, Tensor a, Tensor b)
     {
-        Linear la = lora_A[adapter], lb = lora_B[adapter];
+        AdapterLinear la = lora_A[adapter], lb = lora_B[adapter];
         Parameter oldA = la.weight!, oldB = lb.weight!;
         la.weight = new Parameter(a, oldA.requires_grad);
         lb.weight = new Parameter(b, oldB.requires_grad);
@@ -126,15 +126,15 @@ public class LoraLinear : LoraLayer
         ScalarType resultType = result.dtype;
         foreach (string adapter in activeAdapters)
         {
-            Linear a = lora_A[adapter], b = lora_B[adapter];
+            AdapterLinear a = lora_A[adapter], b = lora_B[adapter];
             Tensor x = input.dtype == a.weight!.dtype ? input : input.to(a.weight.dtype);
             if (Variant(adapter) is { } variant)
             {
                 result = variant.Forward(this, adapter, x, result);
                 continue;
             }
-            nn.Module<Tensor, Tensor> dropout = Dropout(adapter);
-            Tensor down = a.forward(dropout is Identity ? x : dropout.forward(x));
+            AdapterDropout dropout = Dropout(adapter);
+            Tensor down = a.forward(dropout.IsIdentity ? x : dropout.forward(x));
             AddUp(result, down, b.weight!, Scaling(adapter));
         }
         return scope.MoveToOuter(result.to(resultType));
@@ -156,7 +156,7 @@ public class LoraLinear : LoraLayer
         Tensor result = BaseLayer.forward(input);
         (string Name, int Row)[] rows = [.. rowAdapters.Select((name, row) => (name, row)).Where(g => Adapters.Contains(g.name))];
         if (rows.Length == 0) return scope.MoveToOuter(result);
-        bool stackable = input.dim() == 3 && rows.All(g => Rank(g.Name) == Rank(rows[0].Name) && Dropout(g.Name) is Identity && lora_A[g.Name].weight!.dtype == input.dtype);
+        bool stackable = input.dim() == 3 && rows.All(g => Rank(g.Name) == Rank(rows[0].Name) && Dropout(g.Name).IsIdentity && lora_A[g.Name].weight!.dtype == input.dtype);
         if (stackable)
         {
             bool every = rows.Length == input.shape[0];
@@ -178,12 +178,12 @@ public class LoraLinear : LoraLayer
         }
         foreach (var group in rows.GroupBy(g => g.Name))
         {
-            Linear a = lora_A[group.Key], b = lora_B[group.Key];
+            AdapterLinear a = lora_A[group.Key], b = lora_B[group.Key];
             using Tensor index = tensor(group.Select(g => (long)g.Row).ToArray(), device: input.device);
             Tensor x = input.index_select(0, index);
             if (x.dtype != a.weight!.dtype) x = x.to(a.weight.dtype);
-            nn.Module<Tensor, Tensor> dropout = Dropout(group.Key);
-            Tensor up = b.forward(a.forward(dropout is Identity ? x : dropout.forward(x))).mul_(Scaling(group.Key));
+            AdapterDropout dropout = Dropout(group.Key);
+            Tensor up = b.forward(a.forward(dropout.IsIdentity ? x : dropout.forward(x))).mul_(Scaling(group.Key));
             result = result.index_add(0, index, up.to(result.dtype), 1);
         }
         return scope.MoveToOuter(result);
@@ -196,7 +196,7 @@ public class LoraLinear : LoraLayer
     // Null when the general path is needed.
     private Tensor? TryForwardOne(Tensor input, string adapter)
     {
-        if (Variant(adapter) is not null || Dropout(adapter) is not Identity) return null;
+        if (Variant(adapter) is not null || !Dropout(adapter).IsIdentity) return null;
         Parameter a = lora_A[adapter].weight!, b = lora_B[adapter].weight!;
         ScalarType type = input.dtype;
         if (a.dtype != type || BaseWeight.DType != type) return null;
@@ -233,7 +233,7 @@ public class LoraLinear : LoraLayer
     // PEFT's factor initialisations work on the [out, in] weight; a Conv1D's is transposed.
     private Tensor OutIn(Tensor weight) => FanInFanOut ? weight.t() : weight;
 
-    private void SetFromBaseWeight(Linear a, Linear b, (Tensor A, Tensor B, Tensor Residual) init)
+    private void SetFromBaseWeight(AdapterLinear a, AdapterLinear b, (Tensor A, Tensor B, Tensor Residual) init)
     {
         using (init.A)
         using (init.B)

@@ -19,7 +19,7 @@ public sealed class VeraLinear : TunerLayer
 {
     private readonly AdapterParameterDict vera_lambda_b;
     private readonly AdapterParameterDict vera_lambda_d;
-    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> vera_dropout;
+    private readonly AdapterModuleDict<AdapterDropout> vera_dropout;
     private readonly AdapterValueDict<VeraProjection> vera_projection;
 
     /// <summary>Wraps a Linear (weight [out, in]).</summary>
@@ -36,7 +36,7 @@ public sealed class VeraLinear : TunerLayer
         FanInFanOut = fanInFanOut;
         vera_lambda_b = AdapterParameters("vera_lambda_b");
         vera_lambda_d = AdapterParameters("vera_lambda_d");
-        vera_dropout = AdapterModules<nn.Module<Tensor, Tensor>>("vera_dropout", trainable: false);
+        vera_dropout = AdapterModules<AdapterDropout>("vera_dropout", trainable: false);
         vera_projection = AdapterValues<VeraProjection>("vera_projection");
     }
 
@@ -76,7 +76,7 @@ public sealed class VeraLinear : TunerLayer
             vera_lambda_b.Add(adapter, new Parameter(b));
             vera_lambda_d.Add(adapter, new Parameter(d));
         }
-        vera_dropout.Add(adapter, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+        vera_dropout.Add(adapter, new AdapterDropout(dropout));
         vera_projection[adapter] = projection;
     }
 

@@ -15,8 +15,8 @@ public sealed class MyMethodLinear : TunerLayer
 {
     // Every per-adapter container is declared once, here: the base class derives from them the adapters
     // held, deletion, trainable flags and the exported tensors.
-    private readonly AdapterModuleDict<Linear> lowrank_A;
-    private readonly AdapterModuleDict<Linear> lowrank_B;
+    private readonly AdapterModuleDict<AdapterLinear> lowrank_A;
+    private readonly AdapterModuleDict<AdapterLinear> lowrank_B;
     private readonly AdapterValueDict<double> scaling;
 
     /// <summary>Wraps a Linear layer of shape out x in.</summary>
@@ -24,8 +24,8 @@ public sealed class MyMethodLinear : TunerLayer
     {
         InFeatures = baseLayer.weight!.shape[1];
         OutFeatures = baseLayer.weight.shape[0];
-        lowrank_A = AdapterModules<Linear>("lowrank_A");
-        lowrank_B = AdapterModules<Linear>("lowrank_B");
+        lowrank_A = AdapterModules<AdapterLinear>("lowrank_A");
+        lowrank_B = AdapterModules<AdapterLinear>("lowrank_B");
         scaling = AdapterValues<double>("scaling");
     }
 
@@ -43,8 +43,8 @@ public sealed class MyMethodLinear : TunerLayer
     /// </summary>
     public void AddAdapter(string adapter, int r, double alpha, bool initialise)
     {
-        var a = nn.Linear(InFeatures, r, hasBias: false, device: Weight.device, dtype: Weight.dtype);
-        var b = nn.Linear(r, OutFeatures, hasBias: false, device: Weight.device, dtype: Weight.dtype);
+        var a = new AdapterLinear(InFeatures, r, hasBias: false, device: Weight.device, dtype: Weight.dtype);
+        var b = new AdapterLinear(r, OutFeatures, hasBias: false, device: Weight.device, dtype: Weight.dtype);
         if (initialise)
         {
             using var noGrad = no_grad();

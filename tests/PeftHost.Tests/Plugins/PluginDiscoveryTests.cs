@@ -43,7 +43,7 @@ public class PluginDiscoveryTests
         using PluginCatalog catalog = Scan(dir.Path);
         PluginInfo info = catalog.Plugins.Single(p => p.Id == "contract-v2");
         Assert.Equal(PluginStatus.Failed, info.Status);
-        Assert.Contains("built against contract 2.0; this host implements contract 1.2", info.Error);
+        Assert.Contains("built against contract 2.0; this host implements contract 1.3", info.Error);
         Assert.Equal(["CONTRACT_V2"], info.Methods);
         Assert.Equal(PluginStatus.Loaded, catalog.Plugins.Single(p => p.Id == "lora").Status);
         var e = Assert.Throws<KeyNotFoundException>(() => catalog.GetTuner("CONTRACT_V2"));

@@ -12,8 +12,8 @@ namespace PeftHost.Tests.Reliability;
 /// grow it. Measured on the C allocator's bytes in use (glibc's mallinfo2), which free memory kept by the allocator
 /// does not blur; this assembly's tests run one at a time. TorchSharp's constructor for modules written in C#
 /// (<c>Module(string)</c>) also leaks 64 bytes a module in LibTorchSharp's THSNN_custom_module (a boxed copy nobody
-/// frees): the contract's containers and tuner layers make their native half without it and keep nothing. TorchSharp's
-/// own C# modules (Identity, Dropout) still keep their 64 bytes.
+/// frees): the contract's containers, tuner layers, adapter linears and adapter dropouts make their native half without
+/// it and keep nothing. TorchSharp's own C# modules (Linear, Identity, Dropout) still keep their 64 bytes.
 /// </summary>
 public sealed class NativeModuleReleaseTests
 {
@@ -46,7 +46,7 @@ public sealed class NativeModuleReleaseTests
     }
 
     [Fact]
-    public void Containers_and_tuner_layers_keep_no_native_bytes_where_torchsharps_own_modules_keep_64()
+    public void Containers_tuner_layers_linears_and_dropouts_keep_no_native_bytes_where_torchsharps_own_modules_keep_64()
     {
         using Linear inner = nn.Linear(4, 4);
         // The first thousand or so modules made in a process grow the C heap by about 500 bytes each whichever way they
@@ -57,11 +57,26 @@ public sealed class NativeModuleReleaseTests
             new AdapterParameterDict().Dispose();
         });
         double layer = BytesKeptPerRound(_ => new PassThroughLayer(inner).Dispose());
+        double dropouts = BytesKeptPerRound(_ =>
+        {
+            new AdapterDropout(0).Dispose();
+            new AdapterDropout(0.1).Dispose();
+        });
+        // Adapter factors in a container, added and removed as a LoRA adapter's are.
+        double factors = BytesKeptPerRound(_ =>
+        {
+            using var dict = new AdapterModuleDict<AdapterLinear>();
+            dict.Add("a", new AdapterLinear(64, 8, hasBias: false));
+            dict.Add("b", new AdapterLinear(8, 64, hasBias: true));
+            dict.Remove("a");
+        });
         // A module written in C# the way TorchSharp's Module(string) makes it, for comparison (64 bytes kept, measured).
         double named = BytesKeptPerRound(_ => NativeModuleReleaseDispose(new NamedModule()));
         Assert.True(named > 48, $"a Module(string) module kept {named:F1} bytes: TorchSharp's leak is gone (then NativeCustomModule can go too)");
         Assert.True(containers < 8, $"two adapter containers made and disposed kept {containers:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
         Assert.True(layer < 8, $"a tuner layer made and disposed kept {layer:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        Assert.True(factors < 8, $"a container of two adapter linears made, emptied and disposed kept {factors:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        Assert.True(dropouts < 8, $"two adapter dropouts made and disposed kept {dropouts:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
         // What the native half is for still works: the name, and parameters reached through the tree.
         using var check = new PassThroughLayer(inner);
         Assert.Equal("PassThroughLayer", check.GetName());
