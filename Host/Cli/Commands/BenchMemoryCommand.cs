@@ -35,7 +35,8 @@ internal static class BenchMemoryCommand
                         ["rss_samples_mb"] = new JsonArray([.. p.RssSamplesBytes.Select(b => JsonValue.Create(Mb(b)))]),
                         ["managed_start_mb"] = Mb(p.ManagedStartBytes), ["managed_end_mb"] = Mb(p.ManagedEndBytes),
                         ["native_start_mb"] = p.NativeStartBytes is long ns ? Mb(ns) : null, ["native_end_mb"] = p.NativeEndBytes is long ne ? Mb(ne) : null,
-                        ["native_bytes_per_round"] = p.NativeBytesPerRound, ["modules_per_round"] = p.ModulesPerRound,
+                        ["native_bytes_per_round"] = p.NativeBytesPerRound, ["native_median_bytes_per_round_by_tenth"] = p.NativeMedianBytesPerRound,
+                        ["native_samples_mb"] = new JsonArray([.. p.NativeSamplesBytes.Select(b => JsonValue.Create(Mb(b)))]), ["modules_per_round"] = p.ModulesPerRound,
                     };
                 Console.WriteLine(o.ToJsonString());
             }
@@ -48,7 +49,7 @@ internal static class BenchMemoryCommand
     private static void Print(MemoryBenchmark.Phase p) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{p.Name,-18} {p.Rounds} rounds in {p.Seconds:F1} s: live tensors {p.LiveTensorsStart} -> {p.LiveTensorsEnd}, RSS {Mb(p.RssStartBytes):F1} -> {Mb(p.RssEndBytes):F1} MiB ({Mb(p.RssGrowthBytes):+0.0;-0.0} MiB; samples {string.Join(" ", p.RssSamplesBytes.Select(b => Mb(b).ToString("F1", CultureInfo.InvariantCulture)))}), managed heap {Mb(p.ManagedStartBytes):F1} -> {Mb(p.ManagedEndBytes):F1} MiB")
         + (p.NativeBytesPerRound is double perRound
-            ? string.Create(CultureInfo.InvariantCulture, $", native heap {Mb(p.NativeStartBytes!.Value):F1} -> {Mb(p.NativeEndBytes!.Value):F1} MiB ({perRound:F0} bytes/round kept; {p.ModulesPerRound} TorchSharp modules/round)")
+            ? string.Create(CultureInfo.InvariantCulture, $", native heap {Mb(p.NativeStartBytes!.Value):F1} -> {Mb(p.NativeEndBytes!.Value):F1} MiB ({perRound:F0} bytes/round kept, median by tenth {p.NativeMedianBytesPerRound?.ToString("F0", CultureInfo.InvariantCulture) ?? "n/a"}; {p.ModulesPerRound} TorchSharp modules/round)")
             : ""));
 
     private static double Mb(long bytes) => Math.Round(bytes / 1048576.0, 2);

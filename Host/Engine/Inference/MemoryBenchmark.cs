@@ -30,11 +30,37 @@ public static class MemoryBenchmark
     /// <param name="NativeStartBytes">Native bytes allocated and not freed after the warm-up (<see cref="NativeHeap"/>; null off glibc).</param>
     /// <param name="NativeEndBytes">The same after the last round: its growth is what native code keeps; RSS beyond it is the allocator's free memory.</param>
     /// <param name="ModulesPerRound">TorchSharp modules a round creates and disposes (the tuner layers and their containers and factors).</param>
+    /// <param name="NativeSamplesBytes">Native bytes in use every tenth of the rounds, as <paramref name="RssSamplesBytes"/> (empty off glibc).</param>
     public sealed record Phase(string Name, int Rounds, double Seconds, long LiveTensorsStart, long LiveTensorsEnd, long RssStartBytes, long RssEndBytes,
-        IReadOnlyList<long> RssSamplesBytes, long ManagedStartBytes, long ManagedEndBytes, long? NativeStartBytes, long? NativeEndBytes, int ModulesPerRound)
+        IReadOnlyList<long> RssSamplesBytes, long ManagedStartBytes, long ManagedEndBytes, long? NativeStartBytes, long? NativeEndBytes, int ModulesPerRound,
+        IReadOnlyList<long> NativeSamplesBytes)
     {
         /// <summary>Native bytes kept per round (null off glibc).</summary>
         public double? NativeBytesPerRound => NativeEndBytes - NativeStartBytes is long d ? (double)d / Rounds : null;
+
+        /// <summary>
+        /// The median over the tenths of the rounds of the native bytes kept per round (null off glibc or with fewer than ten
+        /// rounds): a steady leak shows in every tenth, the allocator's occasional one-off growth (a new arena chunk of
+        /// megabytes) in one, which would dominate <see cref="NativeBytesPerRound"/>.
+        /// </summary>
+        public double? NativeMedianBytesPerRound
+        {
+            get
+            {
+                if (NativeStartBytes is not long start || NativeSamplesBytes.Count < 2 || Rounds < 10) return null;
+                int every = Rounds / 10;
+                var perRound = new List<double>();
+                long before = start;
+                // The last sample closes a shorter tenth when the rounds do not divide by ten: left out.
+                foreach (long sample in NativeSamplesBytes.Take(10))
+                {
+                    perRound.Add((double)(sample - before) / every);
+                    before = sample;
+                }
+                perRound.Sort();
+                return perRound.Count % 2 == 1 ? perRound[perRound.Count / 2] : (perRound[perRound.Count / 2 - 1] + perRound[perRound.Count / 2]) / 2;
+            }
+        }
 
         /// <summary>Live tensors gained over the rounds (0 when flat).</summary>
         public long LiveTensorGrowth => LiveTensorsEnd - LiveTensorsStart;
@@ -118,17 +144,22 @@ public static class MemoryBenchmark
         (long liveStart, long rssStart, long managedStart) = Counts();
         long? nativeStart = NativeHeap.InUseBytes();
         var samples = new List<long>();
+        var nativeSamples = new List<long>();
         var clock = Stopwatch.StartNew();
         int every = Math.Max(1, rounds / 10);
         for (int i = 0; i < rounds; i++)
         {
             round(warmup + i);
-            if ((i + 1) % every == 0 || i == rounds - 1) samples.Add(Counts().Rss);
+            if ((i + 1) % every == 0 || i == rounds - 1)
+            {
+                samples.Add(Counts().Rss);
+                if (NativeHeap.InUseBytes() is long native) nativeSamples.Add(native);
+            }
         }
         clock.Stop();
         (long liveEnd, long rssEnd, long managedEnd) = Counts();
         long? nativeEnd = NativeHeap.InUseBytes();
-        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples, managedStart, managedEnd, nativeStart, nativeEnd, modulesPerRound);
+        return new Phase(name, rounds, clock.Elapsed.TotalSeconds, liveStart, liveEnd, rssStart, rssEnd, samples, managedStart, managedEnd, nativeStart, nativeEnd, modulesPerRound, nativeSamples);
     }
 
     private static void Check(Tensor output, Tensor reference, string when)
