@@ -22,7 +22,8 @@ internal static class BenchMemoryCommand
         command.SetAction(parse =>
         {
             int n = parse.GetValue(rounds);
-            MemoryBenchmark.Result r = MemoryBenchmark.Run(Path.Combine(CliPaths.DefaultPlugins, "lora"), CliPaths.ReloadBenchLora, n, warmup: Math.Min(50, Math.Max(5, n / 10)), Print);
+            MemoryBenchmark.Result r = MemoryBenchmark.Run(Path.Combine(CliPaths.DefaultPlugins, "lora"), CliPaths.ReloadBenchLora, n, warmup: Math.Min(50, Math.Max(5, n / 10)), Print,
+                adapterWarmup: Math.Min(2000, Math.Max(5, 2 * n)));
             Console.WriteLine($"leaked_contexts    {r.LeakedContexts}  (of {r.RetiredVersions} unloaded versions)");
             if (parse.GetValue(json))
             {
@@ -30,7 +31,7 @@ internal static class BenchMemoryCommand
                 foreach (MemoryBenchmark.Phase p in new[] { r.Adapters, r.Reloads })
                     o[p.Name] = new JsonObject
                     {
-                        ["seconds"] = Math.Round(p.Seconds, 3), ["live_tensors_start"] = p.LiveTensorsStart, ["live_tensors_end"] = p.LiveTensorsEnd,
+                        ["warmup_rounds"] = p.Warmup, ["seconds"] = Math.Round(p.Seconds, 3), ["live_tensors_start"] = p.LiveTensorsStart, ["live_tensors_end"] = p.LiveTensorsEnd,
                         ["rss_start_mb"] = Mb(p.RssStartBytes), ["rss_end_mb"] = Mb(p.RssEndBytes), ["rss_growth_mb"] = Mb(p.RssGrowthBytes),
                         ["rss_samples_mb"] = new JsonArray([.. p.RssSamplesBytes.Select(b => JsonValue.Create(Mb(b)))]),
                         ["managed_start_mb"] = Mb(p.ManagedStartBytes), ["managed_end_mb"] = Mb(p.ManagedEndBytes),
@@ -47,7 +48,7 @@ internal static class BenchMemoryCommand
     }
 
     private static void Print(MemoryBenchmark.Phase p) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{p.Name,-18} {p.Rounds} rounds in {p.Seconds:F1} s: live tensors {p.LiveTensorsStart} -> {p.LiveTensorsEnd}, RSS {Mb(p.RssStartBytes):F1} -> {Mb(p.RssEndBytes):F1} MiB ({Mb(p.RssGrowthBytes):+0.0;-0.0} MiB; samples {string.Join(" ", p.RssSamplesBytes.Select(b => Mb(b).ToString("F1", CultureInfo.InvariantCulture)))}), managed heap {Mb(p.ManagedStartBytes):F1} -> {Mb(p.ManagedEndBytes):F1} MiB")
+        $"{p.Name,-18} {p.Rounds} rounds (after {p.Warmup} warm-up) in {p.Seconds:F1} s: live tensors {p.LiveTensorsStart} -> {p.LiveTensorsEnd}, RSS {Mb(p.RssStartBytes):F1} -> {Mb(p.RssEndBytes):F1} MiB ({Mb(p.RssGrowthBytes):+0.0;-0.0} MiB; samples {string.Join(" ", p.RssSamplesBytes.Select(b => Mb(b).ToString("F1", CultureInfo.InvariantCulture)))}), managed heap {Mb(p.ManagedStartBytes):F1} -> {Mb(p.ManagedEndBytes):F1} MiB")
         + (p.NativeBytesPerRound is double perRound
             ? string.Create(CultureInfo.InvariantCulture, $", native heap {Mb(p.NativeStartBytes!.Value):F1} -> {Mb(p.NativeEndBytes!.Value):F1} MiB ({perRound:F0} bytes/round kept, median by tenth {p.NativeMedianBytesPerRound?.ToString("F0", CultureInfo.InvariantCulture) ?? "n/a"}; {p.ModulesPerRound} TorchSharp modules/round)")
             : ""));
