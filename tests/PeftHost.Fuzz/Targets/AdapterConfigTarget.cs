@@ -3,9 +3,18 @@ using System.Text.Json.Nodes;
 using PeftHost.Abstractions.Config;
 using PeftHost.Abstractions.Tuning;
 using PeftHost.Plugins.AdaLora;
+using PeftHost.Plugins.BitFit;
+using PeftHost.Plugins.Boft;
+using PeftHost.Plugins.Bottleneck;
+using PeftHost.Plugins.FourierFt;
 using PeftHost.Plugins.IA3;
+using PeftHost.Plugins.LnTuning;
+using PeftHost.Plugins.Loha;
+using PeftHost.Plugins.Lokr;
 using PeftHost.Plugins.Lora;
+using PeftHost.Plugins.Oft;
 using PeftHost.Plugins.PromptTuning;
+using PeftHost.Plugins.Vera;
 
 namespace PeftHost.Fuzz.Targets;
 
@@ -16,15 +25,19 @@ namespace PeftHost.Fuzz.Targets;
 /// </summary>
 public sealed class AdapterConfigTarget : FuzzTarget
 {
-    /// <summary>Every tuner of the plugins in this repository.</summary>
+    /// <summary>Every tuner of the plugins in this repository (FuzzTargetTests checks that none is missing).</summary>
     public static IReadOnlyList<ITuner> Tuners { get; } =
-        [new LoraTuner(), new IA3Tuner(), new AdaLoraTuner(), new PromptTuningTuner(), new PrefixTuningTuner(), new PTuningTuner()];
+    [
+        new LoraTuner(), new IA3Tuner(), new AdaLoraTuner(), new PromptTuningTuner(), new PrefixTuningTuner(), new PTuningTuner(),
+        new VeraTuner(), new FourierFtTuner(), new LoKrTuner(), new LoHaTuner(), new OftTuner(), new BoftTuner(), new LnTuningTuner(),
+        new BottleneckTuner(), new BitFitTuner(),
+    ];
 
     /// <inheritdoc />
     public override string Name => "adapter-config";
 
     /// <inheritdoc />
-    public override string Description => "adapter_config.json through ParseConfig of LORA, IA3, ADALORA, PROMPT_TUNING, PREFIX_TUNING, P_TUNING";
+    public override string Description => "adapter_config.json through ParseConfig of every plugin's tuner (" + string.Join(", ", Tuners.Select(t => t.PeftType)) + ")";
 
     /// <inheritdoc />
     protected override void Run(byte[] input)
