@@ -48,18 +48,13 @@ public static class MemoryBenchmark
         {
             get
             {
-                if (NativeStartBytes is not long start || NativeSamplesBytes.Count < 2 || Rounds < 10) return null;
+                // With ten rounds or more a sample closes every tenth (Rounds / 10 rounds each); a last, shorter one when
+                // the rounds do not divide by ten is left out.
+                if (NativeStartBytes is not long start || Rounds < 10 || NativeSamplesBytes.Count < 10) return null;
                 int every = Rounds / 10;
-                var perRound = new List<double>();
-                long before = start;
-                // The last sample closes a shorter tenth when the rounds do not divide by ten: left out.
-                foreach (long sample in NativeSamplesBytes.Take(10))
-                {
-                    perRound.Add((double)(sample - before) / every);
-                    before = sample;
-                }
-                perRound.Sort();
-                return perRound.Count % 2 == 1 ? perRound[perRound.Count / 2] : (perRound[perRound.Count / 2 - 1] + perRound[perRound.Count / 2]) / 2;
+                double[] perRound = [.. NativeSamplesBytes.Take(10).Select((sample, i) => (double)(sample - (i == 0 ? start : NativeSamplesBytes[i - 1])) / every)];
+                Array.Sort(perRound);
+                return (perRound[4] + perRound[5]) / 2;
             }
         }
 
