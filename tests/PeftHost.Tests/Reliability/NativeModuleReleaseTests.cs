@@ -50,6 +50,9 @@ public sealed class NativeModuleReleaseTests
         Assert.True(disposed < 0.4 * plain, $"{disposed:F0} native bytes kept per round of a disposed container of two Linears, against {plain:F0} for Linears disposed plainly");
     }
 
+    // Half of the 64 bytes TorchSharp's Module(string) keeps a module.
+    private const double MaxKeptPerRound = 32;
+
     [Fact]
     public void Containers_tuner_layers_linears_and_dropouts_keep_no_native_bytes_where_torchsharps_own_modules_keep_64()
     {
@@ -77,11 +80,16 @@ public sealed class NativeModuleReleaseTests
         }, warmup: 10000);   // tensors as well as modules: the C heap settles later (about 200 bytes a round at first, measured)
         // A module written in C# the way TorchSharp's Module(string) makes it, for comparison (64 bytes kept, measured).
         double named = BytesKeptPerRound(_ => NativeModuleReleaseDispose(new NamedModule()));
+        TestContext.Current.TestOutputHelper?.WriteLine(FormattableString.Invariant(
+            $"native bytes a round: containers {containers:F1}, layer {layer:F1}, dropouts {dropouts:F1}, factors {factors:F1}; Module(string) {named:F1}"));
         Assert.True(named > 48, $"a Module(string) module kept {named:F1} bytes: TorchSharp's leak is gone (then NativeCustomModule can go too)");
-        Assert.True(containers < 8, $"two adapter containers made and disposed kept {containers:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
-        Assert.True(layer < 8, $"a tuner layer made and disposed kept {layer:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
-        Assert.True(factors < 8, $"a container of two adapter linears made, emptied and disposed kept {factors:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
-        Assert.True(dropouts < 8, $"two adapter dropouts made and disposed kept {dropouts:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        // Each round makes one to three modules, so any one of them made through Module(string) would keep 64 bytes a
+        // round; the limit is half that. Below it is whatever else the test process allocates in the same C heap while a
+        // block runs (measured: 0.0 for each when run alone, 8.9 for the factors once in a full-suite run on CI).
+        Assert.True(containers < MaxKeptPerRound, $"two adapter containers made and disposed kept {containers:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        Assert.True(layer < MaxKeptPerRound, $"a tuner layer made and disposed kept {layer:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        Assert.True(factors < MaxKeptPerRound, $"a container of two adapter linears made, emptied and disposed kept {factors:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
+        Assert.True(dropouts < MaxKeptPerRound, $"two adapter dropouts made and disposed kept {dropouts:F1} native bytes a round (TorchSharp's constructor: {named:F1} a module)");
         // What the native half is for still works: the name, and parameters reached through the tree.
         using var check = new PassThroughLayer(inner);
         Assert.Equal("PassThroughLayer", check.GetName());
@@ -114,7 +122,7 @@ public sealed class NativeModuleReleaseTests
             // 700 bytes a round at first, a 4 MB step after some 3000): warmed up together, then each measured.
             for (int i = 0; i < 6000; i++) Round(cases[i % cases.Length].Config);
             string[] kept = [.. cases.Select(c => (c.Name, Bytes: BytesKeptPerRound(_ => Round(c.Config), warmup: 200)))
-                .Where(c => c.Bytes >= 32).Select(c => FormattableString.Invariant($"{c.Name}: {c.Bytes:F1}"))];
+                .Where(c => c.Bytes >= MaxKeptPerRound).Select(c => FormattableString.Invariant($"{c.Name}: {c.Bytes:F1}"))];
             Assert.True(kept.Length == 0, $"native bytes kept per adapter added and deleted: {string.Join("; ", kept)}");
         }
     }
