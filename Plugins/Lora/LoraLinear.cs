@@ -64,12 +64,12 @@ public class LoraLinear : LoraLayer
                 case null or "false":
                     break;
                 case "true":
-                    nn.init.kaiming_uniform_(a.weight!, a: Math.Sqrt(5));
-                    nn.init.zeros_(b.weight!);
+                    nn.init.kaiming_uniform_(a.weight, a: Math.Sqrt(5));
+                    nn.init.zeros_(b.weight);
                     break;
                 case "gaussian":
-                    nn.init.normal_(a.weight!, std: 1.0 / r);
-                    nn.init.zeros_(b.weight!);
+                    nn.init.normal_(a.weight, std: 1.0 / r);
+                    nn.init.zeros_(b.weight);
                     break;
                 case "olora":
                     using (Tensor weight = BaseWeight.Read()) SetFromBaseWeight(a, b, LoraInit.Olora(OutIn(weight), r, scaling, path));
@@ -96,13 +96,13 @@ public class LoraLinear : LoraLayer
     }
 
     /// <inheritdoc />
-    public override (Parameter A, Parameter B) Factors(string adapter) => (lora_A[adapter].weight!, lora_B[adapter].weight!);
+    public override (Parameter A, Parameter B) Factors(string adapter) => (lora_A[adapter].weight, lora_B[adapter].weight);
 
     /// <inheritdoc />
     protected override void SetFactors(string adapter, Tensor a, Tensor b)
     {
         AdapterLinear la = lora_A[adapter], lb = lora_B[adapter];
-        Parameter oldA = la.weight!, oldB = lb.weight!;
+        Parameter oldA = la.weight, oldB = lb.weight;
         la.weight = new Parameter(a, oldA.requires_grad);
         lb.weight = new Parameter(b, oldB.requires_grad);
         oldA.Dispose();
@@ -113,7 +113,7 @@ public class LoraLinear : LoraLayer
     public override Tensor DeltaWeight(string adapter)
     {
         using var scope = NewDisposeScope();
-        Tensor product = Product(lora_B[adapter].weight!, lora_A[adapter].weight!).mul_(Scaling(adapter));
+        Tensor product = Product(lora_B[adapter].weight, lora_A[adapter].weight).mul_(Scaling(adapter));
         return scope.MoveToOuter(FanInFanOut ? product.t().contiguous() : product);
     }
 
@@ -127,7 +127,7 @@ public class LoraLinear : LoraLayer
         foreach (string adapter in activeAdapters)
         {
             AdapterLinear a = lora_A[adapter], b = lora_B[adapter];
-            Tensor x = input.dtype == a.weight!.dtype ? input : input.to(a.weight.dtype);
+            Tensor x = input.dtype == a.weight.dtype ? input : input.to(a.weight.dtype);
             if (Variant(adapter) is { } variant)
             {
                 result = variant.Forward(this, adapter, x, result);
@@ -135,7 +135,7 @@ public class LoraLinear : LoraLayer
             }
             AdapterDropout dropout = Dropout(adapter);
             Tensor down = a.forward(dropout.IsIdentity ? x : dropout.forward(x));
-            AddUp(result, down, b.weight!, Scaling(adapter));
+            AddUp(result, down, b.weight, Scaling(adapter));
         }
         return scope.MoveToOuter(result.to(resultType));
     }
@@ -156,14 +156,14 @@ public class LoraLinear : LoraLayer
         Tensor result = BaseLayer.forward(input);
         (string Name, int Row)[] rows = [.. rowAdapters.Select((name, row) => (name, row)).Where(g => Adapters.Contains(g.name))];
         if (rows.Length == 0) return scope.MoveToOuter(result);
-        bool stackable = input.dim() == 3 && rows.All(g => Rank(g.Name) == Rank(rows[0].Name) && Dropout(g.Name).IsIdentity && lora_A[g.Name].weight!.dtype == input.dtype);
+        bool stackable = input.dim() == 3 && rows.All(g => Rank(g.Name) == Rank(rows[0].Name) && Dropout(g.Name).IsIdentity && lora_A[g.Name].weight.dtype == input.dtype);
         if (stackable)
         {
             bool every = rows.Length == input.shape[0];
             Tensor? index = every ? null : tensor(rows.Select(g => (long)g.Row).ToArray(), device: input.device);
             Tensor x = index is null ? input : input.index_select(0, index);
-            Tensor a = stack(rows.Select(g => (Tensor)lora_A[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, in, r]
-            Tensor b = stack(rows.Select(g => (Tensor)lora_B[g.Name].weight!).ToArray()).transpose(1, 2);   // [rows, r, out]
+            Tensor a = stack(rows.Select(g => (Tensor)lora_A[g.Name].weight).ToArray()).transpose(1, 2);   // [rows, in, r]
+            Tensor b = stack(rows.Select(g => (Tensor)lora_B[g.Name].weight).ToArray()).transpose(1, 2);   // [rows, r, out]
             Tensor down = bmm(x, a);
             double scaling = Scaling(rows[0].Name);
             if (index is null && result.dtype == x.dtype && rows.All(g => Scaling(g.Name) == scaling))
@@ -181,7 +181,7 @@ public class LoraLinear : LoraLayer
             AdapterLinear a = lora_A[group.Key], b = lora_B[group.Key];
             using Tensor index = tensor(group.Select(g => (long)g.Row).ToArray(), device: input.device);
             Tensor x = input.index_select(0, index);
-            if (x.dtype != a.weight!.dtype) x = x.to(a.weight.dtype);
+            if (x.dtype != a.weight.dtype) x = x.to(a.weight.dtype);
             AdapterDropout dropout = Dropout(group.Key);
             Tensor up = b.forward(a.forward(dropout.IsIdentity ? x : dropout.forward(x))).mul_(Scaling(group.Key));
             result = result.index_add(0, index, up.to(result.dtype), 1);
@@ -197,7 +197,7 @@ public class LoraLinear : LoraLayer
     private Tensor? TryForwardOne(Tensor input, string adapter)
     {
         if (Variant(adapter) is not null || !Dropout(adapter).IsIdentity) return null;
-        Parameter a = lora_A[adapter].weight!, b = lora_B[adapter].weight!;
+        Parameter a = lora_A[adapter].weight, b = lora_B[adapter].weight;
         ScalarType type = input.dtype;
         if (a.dtype != type || BaseWeight.DType != type) return null;
         Tensor result = BaseLayer.forward(input);
@@ -239,8 +239,8 @@ public class LoraLinear : LoraLayer
         using (init.B)
         using (init.Residual)
         {
-            a.weight!.copy_(init.A);
-            b.weight!.copy_(init.B);
+            a.weight.copy_(init.A);
+            b.weight.copy_(init.B);
             // The base weight becomes the residual, as PEFT's pissa_init / olora_init (quantized again on a quantized base).
             BaseWeight.Write(FanInFanOut ? init.Residual.t() : init.Residual);
         }

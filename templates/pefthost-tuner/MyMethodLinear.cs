@@ -48,8 +48,8 @@ public sealed class MyMethodLinear : TunerLayer
         if (initialise)
         {
             using var noGrad = no_grad();
-            nn.init.kaiming_uniform_(a.weight!, a: Math.Sqrt(5));
-            nn.init.zeros_(b.weight!);
+            nn.init.kaiming_uniform_(a.weight, a: Math.Sqrt(5));
+            nn.init.zeros_(b.weight);
         }
         lowrank_A.Add(adapter, a);
         lowrank_B.Add(adapter, b);
@@ -85,7 +85,7 @@ public sealed class MyMethodLinear : TunerLayer
     private Tensor Delta(string adapter)
     {
         using var scope = NewDisposeScope();
-        Tensor delta = lowrank_B[adapter].weight!.matmul(lowrank_A[adapter].weight!).mul(scaling[adapter]).to(Weight.dtype);
+        Tensor delta = lowrank_B[adapter].weight.matmul(lowrank_A[adapter].weight).mul(scaling[adapter]).to(Weight.dtype);
         return scope.MoveToOuter(delta);
     }
 }

@@ -11,8 +11,8 @@ public sealed class AdapterConfigTargetTests
     {
         string root = RepoRoot();
         string[] plugins = [.. Directory.GetDirectories(Path.Combine(root, "Plugins"))
-            .Where(d => Directory.GetFiles(d, "PeftHost.Plugins.*.csproj").Length == 1)
-            .Select(d => Path.GetFileNameWithoutExtension(Directory.GetFiles(d, "PeftHost.Plugins.*.csproj")[0]))];
+            .SelectMany(d => Directory.GetFiles(d, "PeftHost.Plugins.*.csproj"))
+            .Select(f => Path.GetFileNameWithoutExtension(f))];
         Assert.NotEmpty(plugins);
         HashSet<string> covered = [.. AdapterConfigTarget.Tuners.Select(t => t.GetType().Assembly.GetName().Name!)];
         string[] missing = [.. plugins.Where(p => !covered.Contains(p)).Order(StringComparer.Ordinal)];

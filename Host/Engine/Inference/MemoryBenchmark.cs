@@ -49,8 +49,8 @@ public static class MemoryBenchmark
             get
             {
                 // With ten rounds or more a sample closes every tenth (Rounds / 10 rounds each); a last, shorter one when
-                // the rounds do not divide by ten is left out.
-                if (NativeStartBytes is not long start || Rounds < 10 || NativeSamplesBytes.Count < 10) return null;
+                // the rounds do not divide by ten is left out. Fewer rounds give fewer than ten samples.
+                if (NativeStartBytes is not long start || NativeSamplesBytes.Count < 10) return null;
                 int every = Rounds / 10;
                 double[] perRound = [.. NativeSamplesBytes.Take(10).Select((sample, i) => (double)(sample - (i == 0 ? start : NativeSamplesBytes[i - 1])) / every)];
                 Array.Sort(perRound);

@@ -25,7 +25,7 @@ namespace PeftHost.Fuzz.Targets;
 /// </summary>
 public sealed class AdapterConfigTarget : FuzzTarget
 {
-    /// <summary>Every tuner of the plugins in this repository (FuzzTargetTests checks that none is missing).</summary>
+    /// <summary>Every tuner of the plugins in this repository (AdapterConfigTargetTests checks that none is missing).</summary>
     public static IReadOnlyList<ITuner> Tuners { get; } =
     [
         new LoraTuner(), new IA3Tuner(), new AdaLoraTuner(), new PromptTuningTuner(), new PrefixTuningTuner(), new PTuningTuner(),
